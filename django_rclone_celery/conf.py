@@ -1,0 +1,260 @@
+"""Settings: the ``DJANGO_RCLONE`` dict read once into a typed, frozen object.
+
+django-rclone's keys and defaults are kept, so its users' settings work
+unchanged. :func:`validate` is the single source of truth for what is
+allowed: system checks report its problems, :func:`get_settings` raises
+the first error.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .exceptions import ConfigurationError
+
+Compression = Literal["zstd", "native", "none"]
+COMPRESSIONS: tuple[Compression, ...] = ("zstd", "native", "none")
+TEMPLATE_FIELDS = frozenset({"database", "datetime", "ext"})
+
+DEFAULTS: dict[str, Any] = {
+    "REMOTE": "",
+    "RCLONE_BINARY": "rclone",
+    "RCLONE_CONFIG": None,
+    "RCLONE_FLAGS": [],
+    "DB_BACKUP_DIR": "db",
+    "DB_FILENAME_TEMPLATE": "{database}-{datetime}.{ext}",
+    "DB_DATE_FORMAT": "%Y-%m-%d-%H%M%S",
+    "DB_CLEANUP_KEEP": 10,
+    "MEDIA_BACKUP_DIR": "media",
+    "CONNECTORS": {},
+    "CONNECTOR_MAPPING": {},
+    # Ours, beyond django-rclone's.
+    "COMPRESSION": "zstd",
+    "COMPRESSION_LEVEL": 1,
+    "COMPRESSION_THREADS": -1,
+    "SCHEDULES": {},
+    "INSTALL_SCHEDULES": True,
+    "TASK_SOFT_TIME_LIMIT": 6 * 3600,
+    "TASK_TIME_LIMIT": 6 * 3600 + 300,
+    "TASK_MAX_RETRIES": 3,
+}
+
+# key -> (accepted types, human description)
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "REMOTE": ((str,), "a string"),
+    "RCLONE_BINARY": ((str,), "a string"),
+    "RCLONE_CONFIG": ((str, type(None)), "a string or None"),
+    "RCLONE_FLAGS": ((list, tuple), "a list of strings"),
+    "DB_BACKUP_DIR": ((str,), "a string"),
+    "DB_FILENAME_TEMPLATE": ((str,), "a string"),
+    "DB_DATE_FORMAT": ((str,), "a string"),
+    "DB_CLEANUP_KEEP": ((int,), "an integer"),
+    "MEDIA_BACKUP_DIR": ((str,), "a string"),
+    "CONNECTORS": ((dict,), "a dict of alias to dotted path"),
+    "CONNECTOR_MAPPING": ((dict,), "a dict of engine to dotted path"),
+    "COMPRESSION": ((str,), "one of 'zstd', 'native', 'none'"),
+    "COMPRESSION_LEVEL": ((int,), "an integer"),
+    "COMPRESSION_THREADS": ((int,), "an integer"),
+    "SCHEDULES": ((dict,), "a dict of name to schedule spec"),
+    "INSTALL_SCHEDULES": ((bool,), "a boolean"),
+    "TASK_SOFT_TIME_LIMIT": ((int,), "an integer number of seconds"),
+    "TASK_TIME_LIMIT": ((int,), "an integer number of seconds"),
+    "TASK_MAX_RETRIES": ((int,), "an integer"),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the settings, with its stable check id."""
+
+    id: str
+    msg: str
+    hint: str = ""
+    warning: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    remote: str
+    rclone_binary: str = "rclone"
+    rclone_config: str | None = None
+    rclone_flags: tuple[str, ...] = ()
+    db_backup_dir: str = "db"
+    db_filename_template: str = "{database}-{datetime}.{ext}"
+    db_date_format: str = "%Y-%m-%d-%H%M%S"
+    db_cleanup_keep: int = 10
+    media_backup_dir: str = "media"
+    connectors: Mapping[str, str] = field(default_factory=dict)
+    connector_mapping: Mapping[str, str] = field(default_factory=dict)
+    compression: Compression = "zstd"
+    compression_level: int = 1
+    compression_threads: int = -1
+    schedules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    install_schedules: bool = True
+    task_soft_time_limit: int = 6 * 3600
+    task_time_limit: int = 6 * 3600 + 300
+    task_max_retries: int = 3
+
+
+def raw_settings() -> dict[str, Any]:
+    value = getattr(django_settings, "DJANGO_RCLONE", None)
+    return value if isinstance(value, dict) else {}
+
+
+def _template_problems(template: str) -> list[str]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return [f"is not a valid format string ({exc})"]
+    names = [name for _, name, _, _ in parsed if name is not None]
+    errors = []
+    unknown = sorted(set(names) - TEMPLATE_FIELDS)
+    if unknown:
+        errors.append(f"uses unknown placeholders {unknown}; allowed: {sorted(TEMPLATE_FIELDS)}")
+    for name in sorted(TEMPLATE_FIELDS):
+        if names.count(name) != 1:
+            errors.append(f"must contain {{{name}}} exactly once")
+    if "/" in template:
+        errors.append("must not contain '/'")
+    if not re.match(r"\{database\}[^{]", template):
+        errors.append("must start with {database} followed by a separator")
+    return errors
+
+
+def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
+    """Every problem with the ``DJANGO_RCLONE`` setting (ids ``django_rclone_celery.E0xx``)."""
+    value = getattr(django_settings, "DJANGO_RCLONE", None) if raw is None else raw
+    if not isinstance(value, Mapping):
+        return [
+            Problem(
+                "django_rclone_celery.E001",
+                "DJANGO_RCLONE must be a dict.",
+                'Set DJANGO_RCLONE = {"REMOTE": "myremote:backups"}.',
+            )
+        ]
+    problems: list[Problem] = []
+    for key in sorted(set(value) - set(DEFAULTS)):
+        problems.append(
+            Problem(
+                "django_rclone_celery.W001",
+                f"DJANGO_RCLONE has an unknown key {key!r}; it is ignored.",
+                f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                warning=True,
+            )
+        )
+    for key, (types, description) in _TYPES.items():
+        if key in value and (
+            not isinstance(value[key], types)
+            or (bool in types) is not isinstance(value[key], bool)
+        ):
+            problems.append(
+                Problem("django_rclone_celery.E003", f"DJANGO_RCLONE[{key!r}] must be {description}.")
+            )
+    bad_types = {p.msg.split("'")[1] for p in problems if p.id.endswith("E003")}
+
+    def ok(key: str) -> bool:
+        return key in value and key not in bad_types
+
+    if not value.get("REMOTE") and "REMOTE" not in bad_types:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E002",
+                "DJANGO_RCLONE['REMOTE'] is required.",
+                'An rclone path such as "s3remote:bucket/backups" or "/srv/backups".',
+            )
+        )
+    if ok("RCLONE_FLAGS") and not all(isinstance(f, str) for f in value["RCLONE_FLAGS"]):
+        problems.append(
+            Problem("django_rclone_celery.E003", "DJANGO_RCLONE['RCLONE_FLAGS'] must be strings.")
+        )
+    if ok("DB_FILENAME_TEMPLATE"):
+        for error in _template_problems(value["DB_FILENAME_TEMPLATE"]):
+            problems.append(
+                Problem("django_rclone_celery.E004", f"DB_FILENAME_TEMPLATE {error}.")
+            )
+    if ok("DB_DATE_FORMAT") and ("/" in value["DB_DATE_FORMAT"] or "%" not in value["DB_DATE_FORMAT"]):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E005",
+                "DB_DATE_FORMAT must be a strftime format without '/'.",
+            )
+        )
+    if ok("DB_CLEANUP_KEEP") and value["DB_CLEANUP_KEEP"] < 1:
+        problems.append(
+            Problem("django_rclone_celery.E006", "DB_CLEANUP_KEEP must be at least 1.")
+        )
+    if ok("COMPRESSION") and value["COMPRESSION"] not in COMPRESSIONS:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E007",
+                f"COMPRESSION must be one of {', '.join(COMPRESSIONS)}, "
+                f"not {value['COMPRESSION']!r}.",
+            )
+        )
+    if ok("COMPRESSION_LEVEL") and not 1 <= value["COMPRESSION_LEVEL"] <= 22:
+        problems.append(
+            Problem("django_rclone_celery.E008", "COMPRESSION_LEVEL must be between 1 and 22.")
+        )
+    for key in ("DB_BACKUP_DIR", "MEDIA_BACKUP_DIR"):
+        if ok(key) and ".." in value[key].split("/"):
+            problems.append(Problem("django_rclone_celery.E009", f"{key} must not contain '..'."))
+    if ok("TASK_SOFT_TIME_LIMIT") and ok("TASK_TIME_LIMIT"):
+        if value["TASK_SOFT_TIME_LIMIT"] >= value["TASK_TIME_LIMIT"]:
+            problems.append(
+                Problem(
+                    "django_rclone_celery.E010",
+                    "TASK_SOFT_TIME_LIMIT must be lower than TASK_TIME_LIMIT.",
+                    "The soft limit is what lets a task kill its dump tool and clean up.",
+                )
+            )
+    return problems
+
+
+def _build(raw: Mapping[str, Any]) -> Settings:
+    merged = {**DEFAULTS, **{k: v for k, v in raw.items() if k in DEFAULTS}}
+    return Settings(
+        remote=merged["REMOTE"],
+        rclone_binary=merged["RCLONE_BINARY"],
+        rclone_config=merged["RCLONE_CONFIG"],
+        rclone_flags=tuple(merged["RCLONE_FLAGS"]),
+        db_backup_dir=merged["DB_BACKUP_DIR"].strip("/"),
+        db_filename_template=merged["DB_FILENAME_TEMPLATE"],
+        db_date_format=merged["DB_DATE_FORMAT"],
+        db_cleanup_keep=merged["DB_CLEANUP_KEEP"],
+        media_backup_dir=merged["MEDIA_BACKUP_DIR"].strip("/"),
+        connectors=dict(merged["CONNECTORS"]),
+        connector_mapping=dict(merged["CONNECTOR_MAPPING"]),
+        compression=merged["COMPRESSION"],
+        compression_level=merged["COMPRESSION_LEVEL"],
+        compression_threads=merged["COMPRESSION_THREADS"],
+        schedules=dict(merged["SCHEDULES"]),
+        install_schedules=merged["INSTALL_SCHEDULES"],
+        task_soft_time_limit=merged["TASK_SOFT_TIME_LIMIT"],
+        task_time_limit=merged["TASK_TIME_LIMIT"],
+        task_max_retries=merged["TASK_MAX_RETRIES"],
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The validated settings. Raises :class:`ConfigurationError` on the first error."""
+    for problem in validate():
+        if not problem.warning:
+            hint = f" {problem.hint}" if problem.hint else ""
+            raise ConfigurationError(f"{problem.msg}{hint} ({problem.id})")
+    return _build(raw_settings())
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("DJANGO_RCLONE", "DATABASES", "MEDIA_ROOT"):
+        get_settings.cache_clear()

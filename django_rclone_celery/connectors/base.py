@@ -1,0 +1,135 @@
+"""The connector contract: how to dump, how to restore, and where to stage a restore."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+
+from .. import process
+from ..process import Command
+
+
+class Staging(ABC):
+    """A place beside the live database to restore into, and the swap that publishes it.
+
+    ``prepare`` clears leftovers of a crashed run and creates the place;
+    ``swap`` replaces the live database with it in one atomic step;
+    ``discard`` removes it. Until ``swap`` commits, the live database is untouched.
+    """
+
+    target: str
+
+    @abstractmethod
+    def prepare(self) -> None: ...
+
+    def check(self) -> None:
+        """Validate the staged copy before it goes live (default: nothing to check)."""
+
+    @abstractmethod
+    def swap(self) -> None: ...
+
+    @abstractmethod
+    def discard(self) -> None: ...
+
+
+class Connector(ABC):
+    """Builds the argv of an engine's dump and restore tools for one database alias."""
+
+    vendor: ClassVar[str]
+    extension: ClassVar[str]
+    dump_tool: ClassVar[str]
+    restore_tool: ClassVar[str]
+    # True when the dump tool compresses by itself unless told not to.
+    native_compression: ClassVar[bool] = False
+
+    def __init__(self, alias: str, settings_dict: Mapping[str, Any]) -> None:
+        self.alias = alias
+        self.settings_dict = settings_dict
+
+    # Connection details, as Django spells them.
+    @property
+    def name(self) -> str:
+        return str(self.settings_dict.get("NAME") or "")
+
+    @property
+    def host(self) -> str:
+        return str(self.settings_dict.get("HOST") or "")
+
+    @property
+    def port(self) -> str:
+        return str(self.settings_dict.get("PORT") or "")
+
+    @property
+    def user(self) -> str:
+        return str(self.settings_dict.get("USER") or "")
+
+    @property
+    def password(self) -> str:
+        return str(self.settings_dict.get("PASSWORD") or "")
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.settings_dict.get("OPTIONS") or {}
+
+    @property
+    def engine(self) -> str:
+        return str(self.settings_dict.get("ENGINE") or "")
+
+    @classmethod
+    def dotted_path(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @abstractmethod
+    def dump_command(self, *, compress: bool) -> Command:
+        """The dump tool writing to stdout; ``compress`` asks for its own compression."""
+
+    @abstractmethod
+    def restore_command(self, target: str) -> Command:
+        """The restore tool reading stdin into ``target`` (a database name or file)."""
+
+    @abstractmethod
+    def staging(self) -> Staging: ...
+
+    def tool_versions(self) -> dict[str, str]:
+        versions = {}
+        for tool in {self.dump_tool, self.restore_tool}:
+            try:
+                out = process.run(Command(argv=(tool, "--version")), timeout=30).stdout
+            except process.ProcessError:
+                continue
+            versions[tool] = out.decode("utf-8", "replace").strip().splitlines()[0]
+        return versions
+
+    def row_counts(self) -> dict[str, int]:
+        """Per-table row counts where they are cheap (estimates on server engines)."""
+        return {}
+
+    @contextmanager
+    def cursor(self, dbname: str | None = None) -> Iterator[CursorWrapper]:
+        """A cursor on this server, on ``dbname`` if given, in autocommit mode.
+
+        A private connection is opened so nothing leaks into the alias's own
+        connection state, and it is closed on exit.
+        """
+        wrapper = self.wrapper(dbname)
+        try:
+            with wrapper.cursor() as cursor:
+                yield cursor
+        finally:
+            wrapper.close()
+
+    def wrapper(self, dbname: str | None = None) -> BaseDatabaseWrapper:
+        live = connections[self.alias]
+        settings_dict = dict(live.settings_dict)
+        if dbname is not None:
+            settings_dict["NAME"] = dbname
+        return live.__class__(settings_dict, alias=f"__drc_{self.alias}")  # type: ignore[call-arg]
+
+    def quote(self, identifier: str) -> str:
+        return connections[self.alias].ops.quote_name(identifier)

@@ -1,0 +1,218 @@
+"""PostgreSQL and PostGIS: ``pg_dump -Fc`` / ``pg_restore`` into a temp database, then a rename swap."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ..exceptions import ConfigurationError, RestoreError
+from ..process import Command
+from .base import Connector, Staging
+
+logger = logging.getLogger(__name__)
+
+# libpq reads these from the environment; Django's OPTIONS spell them in lower case.
+_OPTION_ENV = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "application_name": "PGAPPNAME",
+}
+_IDENTIFIER_MAX = 63
+SWAP_ATTEMPTS = 10
+
+
+class PostgresConnector(Connector):
+    vendor = "postgresql"
+    extension = "dump"
+    dump_tool = "pg_dump"
+    restore_tool = "pg_restore"
+    native_compression = True
+
+    def _conn_args(self) -> list[str]:
+        args = ["--no-password"]
+        if self.host:
+            args += ["--host", self.host]
+        if self.port:
+            args += ["--port", self.port]
+        if self.user:
+            args += ["--username", self.user]
+        return args
+
+    def _env(self) -> dict[str, str]:
+        return {
+            env: str(self.options[key]) for key, env in _OPTION_ENV.items() if self.options.get(key)
+        }
+
+    def _command(self, argv: list[str]) -> Command:
+        secret = {"PGPASSWORD": self.password} if self.password else {}
+        return Command(argv=tuple(argv), env=self._env(), secret_env=secret)
+
+    def dump_command(self, *, compress: bool, extra: tuple[str, ...] = ()) -> Command:
+        argv = [self.dump_tool, "--format=custom", *self._conn_args()]
+        if not compress:
+            argv.append("--compress=0")
+        argv += [*extra, f"--dbname={self.name}"]
+        return self._command(argv)
+
+    def restore_command(self, target: str) -> Command:
+        return self._command(
+            [
+                self.restore_tool,
+                "--no-owner",
+                "--no-acl",
+                "--exit-on-error",
+                *self._conn_args(),
+                f"--dbname={target}",
+            ]
+        )
+
+    def row_counts(self) -> dict[str, int]:
+        with self.cursor() as cursor:
+            cursor.execute(
+                "SELECT schemaname || '.' || relname, n_live_tup FROM pg_stat_user_tables"
+            )
+            return {name: int(count) for name, count in cursor.fetchall()}
+
+    def maintenance_db(self) -> str:
+        return str(self.settings_dict.get("PGCLONE_CONN_DB") or "postgres")
+
+    def staging(self) -> PostgresStaging:
+        return PostgresStaging(self)
+
+    # SQL helpers shared by restore and pgclone ------------------------
+    def terminate(self, cursor: Any, *names: str) -> None:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+            [list(names)],
+        )
+
+    def exists(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+    def drop(self, cursor: Any, name: str) -> None:
+        self.terminate(cursor, name)
+        cursor.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}")
+
+    def rename_all(self, cursor: Any, renames: list[tuple[str, str]]) -> None:
+        """Apply every rename in one transaction, retrying while sessions reconnect.
+
+        PostgreSQL allows ALTER DATABASE RENAME inside a transaction block, so
+        the swap is all or nothing: no crash can leave it half-renamed.
+        """
+        names = [name for pair in renames for name in pair]
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            self.terminate(cursor, *names)
+            try:
+                cursor.execute("BEGIN")
+                for old, new in renames:
+                    cursor.execute(f"ALTER DATABASE {self.quote(old)} RENAME TO {self.quote(new)}")
+                cursor.execute("COMMIT")
+                return
+            except Exception as exc:
+                cursor.execute("ROLLBACK")
+                if attempt == SWAP_ATTEMPTS or "being accessed" not in str(exc):
+                    raise
+                time.sleep(0.2 * attempt)
+
+
+class PostgisConnector(PostgresConnector):
+    """PostGIS: as PostgreSQL, with the extension created before the restore.
+
+    Creating ``postgis`` needs a superuser; ``ADMIN_USER`` (django-rclone's
+    key in the database settings) names one if the app's role is not.
+    """
+
+    vendor = "postgresql"
+
+    def create_extension(self, dbname: str) -> None:
+        admin = self.settings_dict.get("ADMIN_USER")
+        wrapper = self.wrapper(dbname)
+        if admin:
+            wrapper.settings_dict["USER"] = admin
+            wrapper.settings_dict["PASSWORD"] = self.settings_dict.get("ADMIN_PASSWORD", "")
+        try:
+            with wrapper.cursor() as cursor:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        finally:
+            wrapper.close()
+
+
+class PostgresStaging(Staging):
+    """Restore into ``<name>__temp``; swap by renames in one transaction."""
+
+    def __init__(self, connector: PostgresConnector, *, suffix: str = "__temp") -> None:
+        self.connector = connector
+        self.live = connector.name
+        self.target = f"{self.live}{suffix}"
+        self.old = f"{self.live}__old"
+        for name in (self.target, self.old):
+            if len(name.encode()) > _IDENTIFIER_MAX:
+                raise ConfigurationError(
+                    f"database name {self.live!r} is too long to stage a restore beside it"
+                )
+
+    def prepare(self) -> None:
+        c = self.connector
+        with c.cursor(c.maintenance_db()) as cursor:
+            # Leftovers of a crashed run: neither is ever the live database.
+            c.drop(cursor, self.target)
+            c.drop(cursor, self.old)
+            cursor.execute(
+                "SELECT pg_encoding_to_char(encoding), datcollate, datctype "
+                "FROM pg_database WHERE datname = %s",
+                [self.live],
+            )
+            row = cursor.fetchone()
+            sql = f"CREATE DATABASE {c.quote(self.target)} TEMPLATE template0"
+            params: list[str] = []
+            if row:
+                sql += " ENCODING %s LC_COLLATE %s LC_CTYPE %s"
+                params = [row[0], row[1], row[2]]
+            cursor.execute(sql, params)
+            # Database-level settings (search_path, timezone...) are not in a dump.
+            cursor.execute(
+                "SELECT unnest(s.setconfig) FROM pg_db_role_setting s "
+                "JOIN pg_database d ON d.oid = s.setdatabase "
+                "WHERE d.datname = %s AND s.setrole = 0",
+                [self.live],
+            )
+            for (entry,) in cursor.fetchall():
+                key, _, value = entry.partition("=")
+                target = f"ALTER DATABASE {c.quote(self.target)} SET {c.quote(key)} TO"
+                if key == "search_path":
+                    # A list setting, stored already quoted the way SET expects it.
+                    cursor.execute(f"{target} {value}")
+                else:
+                    cursor.execute(f"{target} %s", [value])
+        if isinstance(c, PostgisConnector):
+            c.create_extension(self.target)
+
+    def swap(self) -> None:
+        c = self.connector
+        from django.db import connections
+
+        connections[c.alias].close()
+        with c.cursor(c.maintenance_db()) as cursor:
+            if c.exists(cursor, self.live):
+                c.rename_all(cursor, [(self.live, self.old), (self.target, self.live)])
+                try:
+                    c.drop(cursor, self.old)
+                except Exception:  # the swap is done; the next run drops it
+                    logger.warning("could not drop %s after the swap", self.old, exc_info=True)
+            else:
+                c.rename_all(cursor, [(self.target, self.live)])
+
+    def discard(self) -> None:
+        c = self.connector
+        try:
+            with c.cursor(c.maintenance_db()) as cursor:
+                c.drop(cursor, self.target)
+        except Exception as exc:
+            raise RestoreError(f"could not drop {self.target}: {exc}") from exc

@@ -1,0 +1,104 @@
+"""SQLite: ``sqlite3 .dump`` / ``sqlite3`` into a temp file, then an atomic rename."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ..exceptions import ConfigurationError, RestoreError
+from ..process import Command
+from .base import Connector, Staging
+
+
+class SqliteConnector(Connector):
+    vendor = "sqlite"
+    extension = "sqlite3"
+    dump_tool = "sqlite3"
+    restore_tool = "sqlite3"
+
+    def _path(self) -> str:
+        name = self.name
+        if not name or name == ":memory:" or name.startswith("file:"):
+            raise ConfigurationError(f"database {self.alias!r} is not a SQLite file: {name!r}")
+        return name
+
+    def dump_command(self, *, compress: bool) -> Command:
+        # -readonly: a missing file is an error, not a new empty database.
+        return Command(argv=(self.dump_tool, "-readonly", self._path(), ".dump"))
+
+    def restore_command(self, target: str) -> Command:
+        # -bail stops at the first error and exits non-zero.
+        return Command(argv=(self.restore_tool, "-bail", target))
+
+    def row_counts(self) -> dict[str, int]:
+        with sqlite3.connect(f"file:{self._path()}?mode=ro", uri=True) as db:
+            names = [
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            counts = {}
+            for name in names:
+                quoted = '"' + name.replace('"', '""') + '"'
+                counts[name] = int(db.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
+        return counts
+
+    def tool_versions(self) -> dict[str, str]:
+        versions = super().tool_versions()
+        versions.setdefault("sqlite3", sqlite3.sqlite_version)
+        return versions
+
+    def staging(self) -> SqliteStaging:
+        return SqliteStaging(self)
+
+
+class SqliteStaging(Staging):
+    def __init__(self, connector: SqliteConnector) -> None:
+        self.connector = connector
+        self.live = Path(connector._path())
+        # Same directory: the final os.replace must not cross filesystems.
+        self.target = str(self.live.with_name(self.live.name + ".restore-tmp"))
+
+    def prepare(self) -> None:
+        self.discard()
+        self.live.parent.mkdir(parents=True, exist_ok=True)
+
+    def check(self) -> None:
+        with sqlite3.connect(self.target) as db:
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise RestoreError(f"restored SQLite file failed its check: {result}")
+
+    def swap(self) -> None:
+        from django.db import connections
+
+        connections[self.connector.alias].close()
+        live = str(self.live)
+        if os.path.exists(live + "-wal"):
+            # Fold the write-ahead log into the old file, so no stale log is
+            # replayed onto the new one.
+            with sqlite3.connect(live) as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        fd = os.open(self.target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.target, live)
+        for suffix in ("-wal", "-shm", "-journal"):
+            try:
+                os.remove(live + suffix)
+            except FileNotFoundError:
+                pass
+
+    def discard(self) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            try:
+                os.remove(self.target + suffix)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise RestoreError(f"could not remove {self.target}{suffix}: {exc}") from exc

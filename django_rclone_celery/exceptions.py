@@ -1,0 +1,101 @@
+"""The error tree. Everything the package raises on purpose derives from one root.
+
+    DjangoRcloneCeleryError
+    ├── ConfigurationError        (also django's ImproperlyConfigured)
+    ├── BackupNotFound            no backup matches the request
+    ├── InvalidBackup             path escapes its directory, wrong engine, corrupt data
+    ├── OperationDisabled         a kill switch (e.g. PGCLONE_ALLOW_RESTORE) refuses
+    ├── OperationBusy             another operation holds the database's lock
+    ├── RestoreError              a restore failed; the live database was left as it was
+    └── ProcessError              an external program failed (argv, returncode, stderr)
+        └── RcloneError           ... and that program was rclone (knows if transient)
+
+Messages never contain secrets: the gateway scrubs them from stderr before
+an exception is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class DjangoRcloneCeleryError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigurationError(DjangoRcloneCeleryError, ImproperlyConfigured):
+    """Settings are missing, malformed or point at something that does not exist."""
+
+
+class BackupNotFound(DjangoRcloneCeleryError):
+    """No backup matches the alias, name or prefix asked for."""
+
+
+class InvalidBackup(DjangoRcloneCeleryError):
+    """A backup was refused: bad path, wrong engine, bad checksum, unknown format."""
+
+
+class OperationDisabled(DjangoRcloneCeleryError):
+    """A setting switches this operation off."""
+
+
+class OperationBusy(DjangoRcloneCeleryError):
+    """Another operation is running against the same database."""
+
+
+class RestoreError(DjangoRcloneCeleryError):
+    """A restore failed before the swap; the live database is unchanged."""
+
+
+class ProcessError(DjangoRcloneCeleryError):
+    """An external program exited non-zero, was killed, or could not start."""
+
+    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str = "") -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        program = self.argv[0] if self.argv else "?"
+        if returncode is None:
+            status = "did not finish"
+        elif returncode < 0:
+            status = f"was killed by signal {-returncode}"
+        else:
+            status = f"exited with status {returncode}"
+        tail = stderr.strip().splitlines()[-5:]
+        detail = ("\n" + "\n".join(tail)) if tail else ""
+        super().__init__(f"{program} {status}{detail}")
+
+
+# rclone exit codes (rclone docs, "Exit Code"): 5 is "temporary error, more
+# retries might fix"; 1 is uncategorised and covers network failures too, so
+# its stderr is inspected. 2-4 and 6-10 are usage, not-found or fatal errors.
+_TRANSIENT_CODES = frozenset({5})
+_TRANSIENT_MARKERS = (
+    "connection refused",
+    "connection reset",
+    "timeout",
+    "timed out",
+    "temporary failure",
+    "no such host",
+    "too many requests",
+    "service unavailable",
+    "slowdown",
+    "internal error",
+    "broken pipe",
+    "eof",
+)
+
+
+class RcloneError(ProcessError):
+    """rclone failed. ``transient`` says whether a retry may succeed."""
+
+    @property
+    def transient(self) -> bool:
+        if self.returncode in _TRANSIENT_CODES:
+            return True
+        if self.returncode == 1:
+            text = self.stderr.lower()
+            return any(marker in text for marker in _TRANSIENT_MARKERS)
+        return False

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from ...operations import backup_database
+from ..base import OperationCommand, human_size
+
+
+class Command(OperationCommand):
+    help = "Dump a database and stream it to the rclone remote."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("-d", "--database", default="default", help="Database alias.")
+        parser.add_argument(
+            "--clean",
+            action="store_true",
+            help="Afterwards keep only the newest DB_CLEANUP_KEEP backups of this database.",
+        )
+        parser.add_argument(
+            "--compression",
+            choices=["zstd", "native", "none"],
+            help="Override DJANGO_RCLONE['COMPRESSION'] for this backup.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        result = self.run_operation(
+            backup_database,
+            database=options["database"],
+            clean=options["clean"],
+            compression=options["compression"],
+        )
+        text = f"Backed up {result.database} to {result.path} ({human_size(result.size)})"
+        if result.cleaned:
+            text += f"; removed {len(result.cleaned)} old backups"
+        self.emit(result, text, options)

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from typing import Any
+
+from ...operations import backup_media
+from ..base import OperationCommand
+
+
+class Command(OperationCommand):
+    help = "Sync MEDIA_ROOT to the rclone remote (incremental)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        result = self.run_operation(backup_media)
+        self.emit(result, f"Synced {result.source} to {result.destination}", options)

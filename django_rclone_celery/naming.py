@@ -1,0 +1,78 @@
+"""Backup object names: render them from the template, parse them back.
+
+A name belongs to an alias when the template, with that alias filled in,
+matches it and its ``{datetime}`` part parses with ``DB_DATE_FORMAT``. That
+keeps ``default`` from claiming ``default-eu``'s backups.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .conf import Settings
+
+PARTIAL_MARKER = ".partial-"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    database: str
+    created: datetime
+    ext: str
+
+
+def render(settings: Settings, *, database: str, ext: str, when: datetime) -> str:
+    stamp = when.astimezone(timezone.utc).strftime(settings.db_date_format)
+    return settings.db_filename_template.format(database=database, datetime=stamp, ext=ext)
+
+
+def is_hidden(name: str) -> bool:
+    """Partial uploads and manifests are never backups in their own right."""
+    return PARTIAL_MARKER in name or name.endswith(MANIFEST_SUFFIX)
+
+
+def _pattern(template: str, database: str) -> re.Pattern[str]:
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if field == "database":
+            parts.append(re.escape(database))
+        elif field == "datetime":
+            parts.append(r"(?P<datetime>[^/]+?)")
+        elif field == "ext":
+            parts.append(r"(?P<ext>[^/]+)")
+    return re.compile("".join(parts) + r"\Z")
+
+
+def parse(settings: Settings, name: str, database: str) -> ParsedName | None:
+    """Parse ``name`` as a backup of ``database``, or return None."""
+    if is_hidden(name):
+        return None
+    match = _pattern(settings.db_filename_template, database).match(name)
+    if not match:
+        return None
+    try:
+        created = datetime.strptime(match["datetime"], settings.db_date_format)
+    except ValueError:
+        return None
+    return ParsedName(database, created.replace(tzinfo=timezone.utc), match["ext"])
+
+
+def manifest_name(name: str) -> str:
+    return name + MANIFEST_SUFFIX
+
+
+def check_relative(path: str) -> str:
+    """Refuse a user-given backup path that could leave the backup directory."""
+    from .exceptions import InvalidBackup
+
+    if not path or path.startswith(("/", "\\")) or ":" in path:
+        raise InvalidBackup(f"backup path {path!r} must be a name inside the backup directory")
+    parts = path.replace("\\", "/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidBackup(f"backup path {path!r} must not contain '..', '.' or empty parts")
+    return "/".join(parts)

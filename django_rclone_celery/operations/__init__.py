@@ -1,0 +1,22 @@
+"""The operations: the one code path behind commands, Celery tasks and admin actions."""
+
+from __future__ import annotations
+
+from .backup import backup_database
+from .catalog import cleanup_backups, list_backups
+from .media import backup_media, list_media, restore_media
+from .restore import restore_database
+from .run import Progress, ProgressCallback, Run
+
+__all__ = [
+    "Progress",
+    "ProgressCallback",
+    "Run",
+    "backup_database",
+    "backup_media",
+    "cleanup_backups",
+    "list_backups",
+    "list_media",
+    "restore_database",
+    "restore_media",
+]

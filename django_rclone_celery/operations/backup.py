@@ -1,0 +1,143 @@
+"""Database backup: dump → compress → ``rclone rcat`` to a partial name → ``moveto``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from .. import naming, process, signals
+from ..compression import compressor, suffix
+from ..conf import Compression, Settings, get_settings
+from ..connectors import Connector, get_connector
+from ..exceptions import RcloneError
+from ..manifest import Manifest
+from ..rclone import Rclone, join
+from ..results import BackupResult
+from .catalog import backup_dir, cleanup_backups, sweep_partials
+from .run import ProgressCallback, Run
+
+logger = logging.getLogger("django_rclone_celery")
+
+
+def _unique_name(settings: Settings, database: str, ext: str, taken: set[str]) -> str:
+    """A name no existing object has: two backups in one second must not collide."""
+    when = datetime.now(timezone.utc)
+    for _ in range(120):
+        name = naming.render(settings, database=database, ext=ext, when=when)
+        if name not in taken:
+            return name
+        when += timedelta(seconds=1)
+        wait = (when - datetime.now(timezone.utc)).total_seconds()
+        if wait > 0:
+            time.sleep(wait)
+    raise RuntimeError("could not find a free backup name")  # pragma: no cover
+
+
+def _describe(connector: Connector) -> tuple[dict[str, str], dict[str, int]]:
+    """Tool versions and row counts; failures here must not fail the backup."""
+    try:
+        versions = connector.tool_versions()
+    except Exception:  # pragma: no cover - defensive
+        versions = {}
+    try:
+        counts = connector.row_counts()
+    except Exception:
+        logger.debug("row counts unavailable for %s", connector.alias, exc_info=True)
+        counts = {}
+    return versions, counts
+
+
+def backup_database(
+    database: str = "default",
+    *,
+    clean: bool = False,
+    compression: Compression | None = None,
+    run_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    settings: Settings | None = None,
+) -> BackupResult:
+    """Back up one database alias to the remote and return what was written.
+
+    Nothing is visible under the final name until the whole stream, and its
+    manifest, have been uploaded. On any failure the partial object is removed.
+    """
+    settings = settings or get_settings()
+    connector = get_connector(database, settings)
+    kind: Compression = compression or settings.compression
+    run = Run.start("db_backup", database, run_id, progress)
+    rclone = Rclone(settings)
+    directory = backup_dir(settings)
+
+    signals.pre_db_backup.send(sender="db_backup", database=database, run_id=run.run_id)
+    with run.stage("prepare"):
+        entries = rclone.lsjson(directory)
+        sweep_partials(rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit))
+        ext = connector.extension + suffix(kind)
+        name = _unique_name(settings, database, ext, {e.name for e in entries})
+        final = join(directory, name)
+        partial = f"{final}{naming.PARTIAL_MARKER}{uuid.uuid4().hex}"
+        manifest_path = join(directory, naming.manifest_name(name))
+        versions, counts = _describe(connector)
+
+    wrote_manifest = False
+    try:
+        with run.stage("dump"):
+            stats = process.pipe(
+                connector.dump_command(compress=kind == "native"),
+                rclone.rcat(partial),
+                transform=compressor(kind, settings.compression_level, settings.compression_threads),
+                digest="sink",
+                progress=run.byte_counter(),
+                sink_error=RcloneError,
+            )
+        with run.stage("publish"):
+            manifest = Manifest(
+                database=database,
+                engine=connector.engine,
+                vendor=connector.vendor,
+                connector=connector.dotted_path(),
+                compression=kind,
+                size=stats.bytes_out,
+                sha256=stats.sha256,
+                created=datetime.now(timezone.utc).isoformat(),
+                tool_versions=versions,
+                row_counts=counts,
+            )
+            rclone.put_bytes(manifest_path, manifest.to_bytes())
+            wrote_manifest = True
+            rclone.moveto(partial, final)
+    except BaseException:
+        _discard(rclone, partial, manifest_path if wrote_manifest else None)
+        raise
+
+    signals.post_db_backup.send_robust(
+        sender="db_backup", database=database, path=final, size=stats.bytes_out, run_id=run.run_id
+    )
+    cleaned: list[str] = []
+    if clean:
+        cleaned = cleanup_backups(database, run_id=run.run_id, progress=progress, settings=settings).deleted
+    return BackupResult(
+        database=database,
+        path=final,
+        name=name,
+        size=stats.bytes_out,
+        sha256=stats.sha256,
+        compression=kind,
+        format="native",
+        duration=run.elapsed,
+        run_id=run.run_id,
+        cleaned=cleaned,
+    )
+
+
+def _discard(rclone: Rclone, partial: str, manifest_path: str | None) -> None:
+    for path in (partial, manifest_path):
+        if path is None:
+            continue
+        try:
+            rclone.deletefile(path)
+        except RcloneError as exc:
+            if exc.returncode not in (3, 4):  # already gone is fine
+                logger.warning("could not remove %s: %s", path, exc)

@@ -1,0 +1,172 @@
+"""Database restore: stream the backup into a staged copy, check it, then swap."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import naming, process, signals
+from ..compression import ZSTD_SUFFIX, decompressor
+from ..conf import Compression, Settings, get_settings
+from ..connectors import Connector, get_connector
+from ..exceptions import (
+    BackupNotFound,
+    InvalidBackup,
+    ProcessError,
+    RcloneError,
+    RestoreError,
+)
+from ..manifest import Manifest
+from ..rclone import Rclone, join
+from ..results import RestoreResult
+from .catalog import backup_dir, list_backups
+from .run import ProgressCallback, Run
+
+logger = logging.getLogger("django_rclone_celery")
+
+
+def resolve_backup(
+    database: str, input_path: str | None, settings: Settings
+) -> tuple[str, int | None]:
+    """The backup name to restore (relative to the backup directory) and its size if known."""
+    if input_path:
+        name = naming.check_relative(input_path)
+        base = name.rsplit("/", 1)[-1]
+        if naming.is_hidden(base):
+            raise InvalidBackup(f"{input_path!r} is not a backup")
+        if naming.parse(settings, base, database) is None:
+            raise InvalidBackup(
+                f"{input_path!r} is not a backup of database {database!r} "
+                f"(expected {settings.db_filename_template!r} with database={database!r})"
+            )
+        return name, None
+    backups = list_backups(database, settings=settings)
+    if not backups:
+        raise BackupNotFound(
+            f"no backups of database {database!r} in {backup_dir(settings)}"
+        )
+    return backups[0].name, backups[0].size
+
+
+def read_manifest(rclone: Rclone, path: str) -> Manifest | None:
+    try:
+        return Manifest.from_bytes(rclone.get_bytes(path + naming.MANIFEST_SUFFIX))
+    except RcloneError as exc:
+        if exc.returncode in (3, 4) or "not found" in exc.stderr.lower():
+            return None  # a django-rclone backup: no manifest
+        raise
+
+
+def _legacy_manifest(connector: Connector, name: str, database: str) -> Manifest:
+    """What a manifest would say, inferred from the name of a django-rclone backup."""
+    zstd = name.endswith(ZSTD_SUFFIX)
+    ext = name[: -len(ZSTD_SUFFIX)] if zstd else name
+    if not ext.endswith("." + connector.extension):
+        raise InvalidBackup(
+            f"{name!r} has no manifest and its extension is not {connector.extension!r}: "
+            f"it was not made for a {connector.vendor} database"
+        )
+    compression: Compression = "zstd" if zstd else "native"
+    return Manifest(
+        database=database,
+        engine=connector.engine,
+        vendor=connector.vendor,
+        connector=connector.dotted_path(),
+        compression=compression,
+    )
+
+
+def check_manifest(manifest: Manifest, connector: Connector, name: str) -> None:
+    if manifest.vendor != connector.vendor:
+        raise InvalidBackup(
+            f"{name!r} is a {manifest.vendor} backup; database {connector.alias!r} "
+            f"is {connector.vendor}: refusing to restore across engines"
+        )
+    if manifest.format != "native":
+        raise InvalidBackup(f"{name!r} is in the {manifest.format!r} format")
+    if manifest.compression not in ("zstd", "native", "none"):
+        raise InvalidBackup(f"{name!r} uses unknown compression {manifest.compression!r}")
+
+
+def restore_database(
+    database: str = "default",
+    *,
+    input_path: str | None = None,
+    run_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    settings: Settings | None = None,
+) -> RestoreResult:
+    """Restore ``database`` from its latest backup, or from ``input_path``.
+
+    The data goes into a staged copy first; only a complete, verified copy is
+    swapped in. If anything fails the staged copy is dropped and the live
+    database is exactly as it was.
+    """
+    settings = settings or get_settings()
+    connector = get_connector(database, settings)
+    run = Run.start("db_restore", database, run_id, progress)
+    rclone = Rclone(settings)
+
+    with run.stage("select"):
+        name, size = resolve_backup(database, input_path, settings)
+        path = join(backup_dir(settings), name)
+        manifest = read_manifest(rclone, path) or _legacy_manifest(connector, name, database)
+        check_manifest(manifest, connector, name)
+
+    signals.pre_db_restore.send(sender="db_restore", database=database, path=path, run_id=run.run_id)
+    staging = connector.staging()
+    try:
+        with run.stage("prepare"):
+            staging.prepare()
+        with run.stage("restore", bytes_total=manifest.size or size):
+            stats = process.pipe(
+                rclone.cat(path),
+                connector.restore_command(staging.target),
+                transform=decompressor(manifest.compression),  # type: ignore[arg-type]
+                digest="source",
+                progress=run.byte_counter(manifest.size or size),
+                source_error=RcloneError,
+            )
+            if manifest.sha256 and stats.sha256 != manifest.sha256:
+                raise InvalidBackup(
+                    f"{name!r} is corrupt: its checksum does not match its manifest"
+                )
+        with run.stage("check"):
+            staging.check()
+    except BaseException as exc:
+        _discard(staging)
+        if isinstance(exc, RcloneError) and exc.returncode in (3, 4):
+            raise BackupNotFound(f"backup {name!r} does not exist") from exc
+        if isinstance(exc, (ProcessError, InvalidBackup, RestoreError)) or not isinstance(
+            exc, Exception
+        ):
+            raise
+        raise RestoreError(
+            f"restore of {database!r} failed; the live database was not changed: {exc}"
+        ) from exc
+    try:
+        with run.stage("swap"):
+            staging.swap()
+    except BaseException:
+        _discard(staging)
+        raise
+    signals.post_db_restore.send_robust(
+        sender="db_restore", database=database, path=path, run_id=run.run_id
+    )
+    return RestoreResult(
+        database=database,
+        path=path,
+        name=name,
+        size=stats.bytes_in,
+        compression=manifest.compression,
+        format=manifest.format,
+        duration=run.elapsed,
+        run_id=run.run_id,
+        verified=bool(manifest.sha256),
+    )
+
+
+def _discard(staging: object) -> None:
+    try:
+        staging.discard()  # type: ignore[attr-defined]
+    except Exception:
+        logger.warning("could not clean up the staged restore", exc_info=True)

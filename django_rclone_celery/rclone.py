@@ -1,0 +1,127 @@
+"""The rclone transport: argv builders and the few calls the operations need."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import process
+from .conf import Settings
+from .exceptions import RcloneError
+from .process import Command
+
+# rclone exit codes 3 and 4: directory / file not found.
+_NOT_FOUND = frozenset({3, 4})
+
+
+def join(base: str, *parts: str) -> str:
+    """Join an rclone path (``remote:dir``, ``remote:``, ``/local``) with relative parts."""
+    rest = posixpath.join(*[p.strip("/") for p in parts if p.strip("/")]) if parts else ""
+    if not rest:
+        return base
+    if base.endswith(":") or base.endswith("/"):
+        return base + rest
+    return f"{base}/{rest}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One object from ``rclone lsjson``."""
+
+    name: str
+    path: str
+    size: int
+    modified: datetime
+    is_dir: bool
+
+    @classmethod
+    def from_json(cls, item: dict[str, object]) -> Entry:
+        stamp = str(item.get("ModTime") or "1970-01-01T00:00:00Z")
+        return cls(
+            name=str(item["Name"]),
+            path=str(item.get("Path") or item["Name"]),
+            size=int(item.get("Size") or 0),  # type: ignore[call-overload]
+            modified=_parse_time(stamp),
+            is_dir=bool(item.get("IsDir")),
+        )
+
+
+def _parse_time(stamp: str) -> datetime:
+    # rclone prints RFC 3339 with up to nanoseconds; Python takes microseconds.
+    head, _, tail = stamp.partition(".")
+    if tail:
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits) :]
+        stamp = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+class Rclone:
+    """Builds rclone commands from settings and runs them through the gateway."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.binary = settings.rclone_binary
+        self.config = settings.rclone_config
+        self.flags = tuple(settings.rclone_flags)
+
+    def command(self, *args: str) -> Command:
+        argv = [self.binary, *args]
+        if self.config:
+            argv += ["--config", self.config]
+        argv += self.flags
+        return Command(argv=tuple(argv))
+
+    # Streams -----------------------------------------------------------
+    def rcat(self, path: str) -> Command:
+        return self.command("rcat", path)
+
+    def cat(self, path: str) -> Command:
+        return self.command("cat", path)
+
+    # Calls -------------------------------------------------------------
+    def _run(self, *args: str, input: bytes | None = None) -> bytes:
+        return process.run(self.command(*args), input=input, error=RcloneError).stdout
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        self._run("rcat", path, input=data)
+
+    def get_bytes(self, path: str) -> bytes:
+        return self._run("cat", path)
+
+    def lsjson(self, path: str, *, recursive: bool = False) -> list[Entry]:
+        """List a directory; a directory that does not exist yet is empty."""
+        args = ["lsjson", path, "--files-only"]
+        if recursive:
+            args.append("--recursive")
+        try:
+            raw = self._run(*args)
+        except RcloneError as exc:
+            if exc.returncode in _NOT_FOUND or "directory not found" in exc.stderr:
+                return []
+            raise
+        return [Entry.from_json(item) for item in json.loads(raw or b"[]")]
+
+    def moveto(self, src: str, dst: str) -> None:
+        self._run("moveto", src, dst)
+
+    def deletefile(self, path: str) -> None:
+        self._run("deletefile", path)
+
+    def delete_many(self, directory: str, names: Iterable[str]) -> None:
+        """Delete several files of one directory in a single rclone call."""
+        listed = "\n".join(names)
+        if listed:
+            self._run("delete", directory, "--files-from-raw", "-", input=listed.encode() + b"\n")
+
+    def sync(self, src: str, dst: str, *extra: str) -> None:
+        self._run("sync", src, dst, *extra)
+
+    def copy(self, src: str, dst: str, *extra: str) -> None:
+        self._run("copy", src, dst, *extra)
+
+    def version(self) -> str:
+        first = self._run("version").decode("utf-8", "replace").splitlines()
+        return first[0].split()[-1] if first else "unknown"

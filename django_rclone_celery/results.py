@@ -1,0 +1,85 @@
+"""Result values returned by the operations; ``as_dict()`` is JSON-ready for Celery."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class _Result:
+    def as_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))  # type: ignore[call-overload,no-any-return]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupResult(_Result):
+    database: str
+    path: str
+    name: str
+    size: int
+    sha256: str
+    compression: str
+    format: str
+    duration: float
+    run_id: str
+    operation: str = "db_backup"
+    status: str = "succeeded"
+    cleaned: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreResult(_Result):
+    database: str
+    path: str
+    name: str
+    size: int
+    compression: str
+    format: str
+    duration: float
+    run_id: str
+    verified: bool
+    operation: str = "db_restore"
+    status: str = "succeeded"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupInfo(_Result):
+    database: str
+    name: str
+    path: str
+    size: int
+    created: datetime
+    modified: datetime
+    has_manifest: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanupResult(_Result):
+    database: str
+    kept: list[str]
+    deleted: list[str]
+    run_id: str
+    operation: str = "db_cleanup"
+    status: str = "succeeded"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaResult(_Result):
+    operation: str  # "media_backup" or "media_restore"
+    source: str
+    destination: str
+    duration: float
+    run_id: str
+    database: str | None = None
+    status: str = "succeeded"

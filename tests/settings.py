@@ -1,0 +1,111 @@
+"""Test settings: real servers on loopback, one alias per engine.
+
+Server locations can be moved with environment variables (the test command
+sets none of them; the defaults are the local services it installs).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+BASE = Path(os.environ.get("DRC_TEST_DIR") or tempfile.mkdtemp(prefix="drc-tests-"))
+os.environ["DRC_TEST_DIR"] = str(BASE)  # one directory per session, shared with workers
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_celery_beat",
+    "django_rclone_celery",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# Lets parallel runs (several developers, CI) share one server without clashing.
+DB_SUFFIX = os.environ.get("DRC_TEST_DB_SUFFIX", "")
+PG_HOST = os.environ.get("DRC_PG_HOST", "127.0.0.1")
+PG_PORT = os.environ.get("DRC_PG_PORT", "5432")
+PG_USER = os.environ.get("DRC_PG_USER", "postgres")
+MYSQL_HOST = os.environ.get("DRC_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = os.environ.get("DRC_MYSQL_PORT", "3306")
+MYSQL_USER = os.environ.get("DRC_MYSQL_USER", "root")
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(BASE / "default.sqlite3"),
+        "TEST": {"NAME": str(BASE / "test-default.sqlite3")},
+    },
+    "pg": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": f"drc_pg{DB_SUFFIX}",
+        "HOST": PG_HOST,
+        "PORT": PG_PORT,
+        "USER": PG_USER,
+        "PASSWORD": os.environ.get("DRC_PG_PASSWORD", ""),
+    },
+    "gis": {
+        "ENGINE": "django.contrib.gis.db.backends.postgis",
+        "NAME": f"drc_gis{DB_SUFFIX}",
+        "HOST": PG_HOST,
+        "PORT": PG_PORT,
+        "USER": PG_USER,
+    },
+    "maria": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": f"drc_maria{DB_SUFFIX}",
+        "HOST": MYSQL_HOST,
+        "PORT": MYSQL_PORT,
+        "USER": MYSQL_USER,
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_general_ci"},
+    },
+}
+
+MEDIA_ROOT = str(BASE / "media")
+
+DJANGO_RCLONE = {
+    "REMOTE": str(BASE / "remote"),
+}
+
+CELERY_BROKER_URL = os.environ.get("DRC_TEST_BROKER", "redis://127.0.0.1:6379/15")
+CELERY_RESULT_BACKEND = os.environ.get("DRC_TEST_BACKEND", "redis://127.0.0.1:6379/14")
+
+try:  # Django's MySQL backend wants mysqlclient; PyMySQL stands in for it.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+except ImportError:  # pragma: no cover
+    pass
