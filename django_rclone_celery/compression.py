@@ -24,10 +24,10 @@ class ZstdCompress:
         self._obj = zstandard.ZstdCompressor(level=level, threads=threads).compressobj()
 
     def feed(self, data: bytes) -> bytes:
-        return self._obj.compress(data)  # type: ignore[no-any-return]
+        return self._obj.compress(data)
 
     def finish(self) -> bytes:
-        return self._obj.flush()  # type: ignore[no-any-return]
+        return self._obj.flush()
 
 
 class ZstdDecompress:
@@ -36,7 +36,7 @@ class ZstdDecompress:
         self._obj = zstandard.ZstdDecompressor().decompressobj()
 
     def feed(self, data: bytes) -> bytes:
-        return self._obj.decompress(data)  # type: ignore[no-any-return]
+        return self._obj.decompress(data)
 
     def finish(self) -> bytes:
         if not self._obj.eof:

@@ -153,11 +153,12 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
         )
     for key, (types, description) in _TYPES.items():
         if key in value and (
-            not isinstance(value[key], types)
-            or (bool in types) is not isinstance(value[key], bool)
+            not isinstance(value[key], types) or (bool in types) is not isinstance(value[key], bool)
         ):
             problems.append(
-                Problem("django_rclone_celery.E003", f"DJANGO_RCLONE[{key!r}] must be {description}.")
+                Problem(
+                    "django_rclone_celery.E003", f"DJANGO_RCLONE[{key!r}] must be {description}."
+                )
             )
     bad_types = {p.msg.split("'")[1] for p in problems if p.id.endswith("E003")}
 
@@ -178,10 +179,10 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
         )
     if ok("DB_FILENAME_TEMPLATE"):
         for error in _template_problems(value["DB_FILENAME_TEMPLATE"]):
-            problems.append(
-                Problem("django_rclone_celery.E004", f"DB_FILENAME_TEMPLATE {error}.")
-            )
-    if ok("DB_DATE_FORMAT") and ("/" in value["DB_DATE_FORMAT"] or "%" not in value["DB_DATE_FORMAT"]):
+            problems.append(Problem("django_rclone_celery.E004", f"DB_FILENAME_TEMPLATE {error}."))
+    if ok("DB_DATE_FORMAT") and (
+        "/" in value["DB_DATE_FORMAT"] or "%" not in value["DB_DATE_FORMAT"]
+    ):
         problems.append(
             Problem(
                 "django_rclone_celery.E005",
@@ -189,9 +190,7 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
             )
         )
     if ok("DB_CLEANUP_KEEP") and value["DB_CLEANUP_KEEP"] < 1:
-        problems.append(
-            Problem("django_rclone_celery.E006", "DB_CLEANUP_KEEP must be at least 1.")
-        )
+        problems.append(Problem("django_rclone_celery.E006", "DB_CLEANUP_KEEP must be at least 1."))
     if ok("COMPRESSION") and value["COMPRESSION"] not in COMPRESSIONS:
         problems.append(
             Problem(
@@ -207,15 +206,18 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
     for key in ("DB_BACKUP_DIR", "MEDIA_BACKUP_DIR"):
         if ok(key) and ".." in value[key].split("/"):
             problems.append(Problem("django_rclone_celery.E009", f"{key} must not contain '..'."))
-    if ok("TASK_SOFT_TIME_LIMIT") and ok("TASK_TIME_LIMIT"):
-        if value["TASK_SOFT_TIME_LIMIT"] >= value["TASK_TIME_LIMIT"]:
-            problems.append(
-                Problem(
-                    "django_rclone_celery.E010",
-                    "TASK_SOFT_TIME_LIMIT must be lower than TASK_TIME_LIMIT.",
-                    "The soft limit is what lets a task kill its dump tool and clean up.",
-                )
+    if (
+        ok("TASK_SOFT_TIME_LIMIT")
+        and ok("TASK_TIME_LIMIT")
+        and value["TASK_SOFT_TIME_LIMIT"] >= value["TASK_TIME_LIMIT"]
+    ):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E010",
+                "TASK_SOFT_TIME_LIMIT must be lower than TASK_TIME_LIMIT.",
+                "The soft limit is what lets a task kill its dump tool and clean up.",
             )
+        )
     return problems
 
 

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, Protocol
@@ -214,19 +214,15 @@ class _Child:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with suppress(ProcessLookupError):  # raced with its exit
                 self.proc.kill()
-            except ProcessLookupError:  # pragma: no cover - raced with its exit
-                pass
         self.reap(timeout=None)
 
     def reap(self, timeout: float | None) -> int:
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None and not pipe.closed:
-                try:
+                with suppress(BrokenPipeError):
                     pipe.close()
-                except BrokenPipeError:
-                    pass
         returncode = self.proc.wait(timeout=timeout)
         self._drain.join(timeout=5)
         if self.proc.stderr is not None:
@@ -239,18 +235,15 @@ def _widen_pipe(pipe: IO[bytes]) -> None:
         return
     import fcntl
 
-    try:
+    # Above /proc/sys/fs/pipe-max-size this fails; the default size still works.
+    with suppress(OSError):
         fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, CHUNK_SIZE)
-    except OSError:
-        pass  # above /proc/sys/fs/pipe-max-size: the default size still works
 
 
 def _write_all(pipe: IO[bytes], data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = pipe.write(view)
-        if written is None:  # pragma: no cover - only for non-blocking pipes
-            continue
         view = view[written:]
 
 
@@ -279,7 +272,9 @@ def pipe(
     with _materialise(source) as (src_argv, src_env), _materialise(sink) as (dst_argv, dst_env):
         snk = _Child(sink, dst_argv, dst_env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         try:
-            src = _Child(source, src_argv, src_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            src = _Child(
+                source, src_argv, src_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+            )
         except BaseException:
             snk.kill()
             raise
@@ -297,7 +292,8 @@ def pipe(
             timer.start()
         finished = False
         try:
-            assert src.proc.stdout is not None and snk.proc.stdin is not None
+            assert src.proc.stdout is not None
+            assert snk.proc.stdin is not None
             reader, writer = src.proc.stdout, snk.proc.stdin
             sink_broke = False
             while True:
@@ -335,10 +331,9 @@ def pipe(
                 if digest == "sink":
                     hasher.update(tail)
                 bytes_out += len(tail)
-                try:
+                # A broken pipe here is reported through the sink's exit status.
+                with suppress(BrokenPipeError):
                     _write_all(writer, tail)
-                except BrokenPipeError:
-                    pass  # reported through the sink's exit status below
             snk_code = snk.reap(timeout=None)
             if timed_out.is_set():
                 raise sink_error(sink.argv, None, f"timed out after {timeout} s")
@@ -391,9 +386,7 @@ def pipe_into(
 
 
 @contextmanager
-def read_from(
-    source: Command, *, error: type[ProcessError] = ProcessError
-) -> Iterator[IO[bytes]]:
+def read_from(source: Command, *, error: type[ProcessError] = ProcessError) -> Iterator[IO[bytes]]:
     """Yield ``source``'s stdout as a file, for Python consumers of a stream.
 
     Leaving the block early kills the program; a non-zero exit raises.

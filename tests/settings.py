@@ -61,6 +61,8 @@ PG_USER = os.environ.get("DRC_PG_USER", "postgres")
 MYSQL_HOST = os.environ.get("DRC_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = os.environ.get("DRC_MYSQL_PORT", "3306")
 MYSQL_USER = os.environ.get("DRC_MYSQL_USER", "root")
+PG_PASSWORD = os.environ.get("DRC_PG_PASSWORD", "")
+MYSQL_PASSWORD = os.environ.get("DRC_MYSQL_PASSWORD", "")
 
 DATABASES = {
     "default": {
@@ -74,7 +76,7 @@ DATABASES = {
         "HOST": PG_HOST,
         "PORT": PG_PORT,
         "USER": PG_USER,
-        "PASSWORD": os.environ.get("DRC_PG_PASSWORD", ""),
+        "PASSWORD": PG_PASSWORD,
     },
     "gis": {
         "ENGINE": "django.contrib.gis.db.backends.postgis",
@@ -82,6 +84,7 @@ DATABASES = {
         "HOST": PG_HOST,
         "PORT": PG_PORT,
         "USER": PG_USER,
+        "PASSWORD": PG_PASSWORD,
     },
     "maria": {
         "ENGINE": "django.db.backends.mysql",
@@ -89,6 +92,7 @@ DATABASES = {
         "HOST": MYSQL_HOST,
         "PORT": MYSQL_PORT,
         "USER": MYSQL_USER,
+        "PASSWORD": MYSQL_PASSWORD,
         "OPTIONS": {"charset": "utf8mb4"},
         "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_general_ci"},
     },

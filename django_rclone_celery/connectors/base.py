@@ -12,6 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
 from .. import process
+from ..exceptions import ProcessError
 from ..process import Command
 
 
@@ -101,7 +102,7 @@ class Connector(ABC):
         for tool in {self.dump_tool, self.restore_tool}:
             try:
                 out = process.run(Command(argv=(tool, "--version")), timeout=30).stdout
-            except process.ProcessError:
+            except ProcessError:
                 continue
             versions[tool] = out.decode("utf-8", "replace").strip().splitlines()[0]
         return versions
@@ -129,7 +130,7 @@ class Connector(ABC):
         settings_dict = dict(live.settings_dict)
         if dbname is not None:
             settings_dict["NAME"] = dbname
-        return live.__class__(settings_dict, alias=f"__drc_{self.alias}")  # type: ignore[call-arg]
+        return live.__class__(settings_dict, alias=f"__drc_{self.alias}")
 
     def quote(self, identifier: str) -> str:
         return connections[self.alias].ops.quote_name(identifier)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..process import Command
 from .base import Connector, Staging
 
-_SECRET_TOKEN = "@@DRC_MONGO_CONFIG@@"
+_SECRET_TOKEN = "@@DRC_MONGO_CONFIG@@"  # noqa: S105 - a placeholder, not a secret
 
 
 def _yaml_string(value: str) -> str:

@@ -16,7 +16,7 @@ from .base import Connector, Staging
 
 logger = logging.getLogger(__name__)
 
-_SECRET_TOKEN = "@@DRC_MYSQL_DEFAULTS@@"
+_SECRET_TOKEN = "@@DRC_MYSQL_DEFAULTS@@"  # noqa: S105 - a placeholder, not a secret
 _IDENTIFIER_MAX = 64
 
 

@@ -1,4 +1,4 @@
-"""PostgreSQL and PostGIS: ``pg_dump -Fc`` / ``pg_restore`` into a temp database, then a rename swap."""
+"""PostgreSQL and PostGIS: ``pg_dump -Fc`` / ``pg_restore`` into a temp database, then a swap."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -89,10 +90,8 @@ class SqliteStaging(Staging):
             os.close(fd)
         os.replace(self.target, live)
         for suffix in ("-wal", "-shm", "-journal"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(live + suffix)
-            except FileNotFoundError:
-                pass
 
     def discard(self) -> None:
         for suffix in ("", "-journal", "-wal", "-shm"):

@@ -87,7 +87,9 @@ def backup_database(
             stats = process.pipe(
                 connector.dump_command(compress=kind == "native"),
                 rclone.rcat(partial),
-                transform=compressor(kind, settings.compression_level, settings.compression_threads),
+                transform=compressor(
+                    kind, settings.compression_level, settings.compression_threads
+                ),
                 digest="sink",
                 progress=run.byte_counter(),
                 sink_error=RcloneError,
@@ -117,7 +119,9 @@ def backup_database(
     )
     cleaned: list[str] = []
     if clean:
-        cleaned = cleanup_backups(database, run_id=run.run_id, progress=progress, settings=settings).deleted
+        cleaned = cleanup_backups(
+            database, run_id=run.run_id, progress=progress, settings=settings
+        ).deleted
     return BackupResult(
         database=database,
         path=final,

@@ -20,7 +20,9 @@ def backup_dir(settings: Settings) -> str:
     return join(settings.remote, settings.db_backup_dir)
 
 
-def _to_info(entry: Entry, parsed: naming.ParsedName, directory: str, manifests: set[str]) -> BackupInfo:
+def _to_info(
+    entry: Entry, parsed: naming.ParsedName, directory: str, manifests: set[str]
+) -> BackupInfo:
     return BackupInfo(
         database=parsed.database,
         name=entry.name,
@@ -51,7 +53,9 @@ def _classify(
     return found
 
 
-def list_backups(database: str | None = None, *, settings: Settings | None = None) -> list[BackupInfo]:
+def list_backups(
+    database: str | None = None, *, settings: Settings | None = None
+) -> list[BackupInfo]:
     """Backups of ``database`` (every configured alias if None), newest first.
 
     Partial uploads and manifests never appear.

@@ -41,9 +41,7 @@ def resolve_backup(
         return name, None
     backups = list_backups(database, settings=settings)
     if not backups:
-        raise BackupNotFound(
-            f"no backups of database {database!r} in {backup_dir(settings)}"
-        )
+        raise BackupNotFound(f"no backups of database {database!r} in {backup_dir(settings)}")
     return backups[0].name, backups[0].size
 
 
@@ -112,7 +110,9 @@ def restore_database(
         manifest = read_manifest(rclone, path) or _legacy_manifest(connector, name, database)
         check_manifest(manifest, connector, name)
 
-    signals.pre_db_restore.send(sender="db_restore", database=database, path=path, run_id=run.run_id)
+    signals.pre_db_restore.send(
+        sender="db_restore", database=database, path=path, run_id=run.run_id
+    )
     staging = connector.staging()
     try:
         with run.stage("prepare"):

@@ -75,7 +75,9 @@ class Run:
             raise
         signals.post_stage.send_robust(sender=self.operation, **self._kwargs())
 
-    def report(self, bytes_done: int, bytes_total: int | None = None, *, force: bool = False) -> None:
+    def report(
+        self, bytes_done: int, bytes_total: int | None = None, *, force: bool = False
+    ) -> None:
         if self.on_progress is None:
             return
         now = time.monotonic()
@@ -83,7 +85,9 @@ class Run:
             return
         self._last_report = now
         self.on_progress(
-            Progress(self.operation, self.stage_name, self.database, self.run_id, bytes_done, bytes_total)
+            Progress(
+                self.operation, self.stage_name, self.database, self.run_id, bytes_done, bytes_total
+            )
         )
 
     def byte_counter(self, bytes_total: int | None = None) -> Callable[[int], None]:

@@ -34,7 +34,9 @@ class Command(OperationCommand):
     def _media(self, options: dict[str, Any]) -> None:
         files = self.run_operation(list_media)
         if options["json"]:
-            rows = [{"path": f.path, "size": f.size, "modified": f.modified.isoformat()} for f in files]
+            rows = [
+                {"path": f.path, "size": f.size, "modified": f.modified.isoformat()} for f in files
+            ]
             self.stdout.write(json.dumps(rows, indent=2))
             return
         total = sum(f.size for f in files)

@@ -1,0 +1,37 @@
+# Sourced by scripts/demo and scripts/test: a project virtualenv with the package installed.
+# Re-installs only when pyproject.toml changes.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${DRC_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+EXTRAS="${1:-}"
+
+apt_install() {
+  # Debian packages, only when missing; root or sudo.
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "${_DRC_APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq
+    _DRC_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  echo "==> installing python3-venv"
+  apt_install python3-venv python3-pip
+fi
+if [ ! -x "$PY" ]; then
+  echo "==> creating $VENV"
+  python3 -m venv "$VENV"
+  "$PY" -m pip install -q -U pip
+fi
+stamp="$VENV/.drc-installed${EXTRAS:+-$EXTRAS}"
+want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "==> installing django-rclone-celery${EXTRAS:+[$EXTRAS]} into $VENV"
+  "$PY" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}" 2>&1 | grep -v "^WARNING: Location" || true
+  "$PY" -c "import django_rclone_celery" # fail loudly if the install did not work
+  echo "$want" > "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
