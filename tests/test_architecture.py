@@ -55,9 +55,9 @@ def test_no_shell(path: Path) -> None:
     for node in ast.walk(_tree(path)):
         if isinstance(node, ast.keyword) and node.arg == "shell":
             value = node.value
-            assert isinstance(value, ast.Constant) and value.value is False, (
-                f"{_rel(path)}:{node.lineno} passes shell="
-            )
+            where = f"{_rel(path)}:{node.lineno} passes shell="
+            assert isinstance(value, ast.Constant), where
+            assert value.value is False, where
 
 
 ADAPTERS = [

@@ -103,9 +103,11 @@ def test_validation_ids(raw: object, expected: list[str]) -> None:
 
 
 def test_get_settings_raises_the_first_error_with_its_id() -> None:
-    with override_settings(DJANGO_RCLONE={"REMOTE": "r:", "COMPRESSION": "gzip"}):
-        with pytest.raises(ConfigurationError, match=r"django_rclone_celery\.E007"):
-            get_settings()
+    with (
+        override_settings(DJANGO_RCLONE={"REMOTE": "r:", "COMPRESSION": "gzip"}),
+        pytest.raises(ConfigurationError, match=r"django_rclone_celery\.E007"),
+    ):
+        get_settings()
 
 
 def test_every_default_has_a_type_rule() -> None:
