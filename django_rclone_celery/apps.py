@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class DjangoRcloneCeleryConfig(AppConfig):
@@ -9,4 +10,9 @@ class DjangoRcloneCeleryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, conf  # noqa: F401  (registers checks and the settings reset)
+        from . import celery_checks, checks, conf  # noqa: F401  (registers checks, settings reset)
+        from .schedules import install_schedules
+
+        post_migrate.connect(
+            install_schedules, sender=self, dispatch_uid="django_rclone_celery.install_schedules"
+        )

@@ -57,3 +57,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     )
                 )
     return messages
+
+
+@checks.register(checks.Tags.compatibility)
+def check_pgclone_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The ``PGCLONE_*`` settings (ids ``django_rclone_celery.E1xx`` / ``W1xx``)."""
+    from .pgclone.conf import validate as validate_pgclone
+
+    return [
+        (checks.Warning if p.warning else checks.Error)(p.msg, hint=p.hint or None, id=p.id)
+        for p in validate_pgclone()
+    ]

@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "TASK_SOFT_TIME_LIMIT": 6 * 3600,
     "TASK_TIME_LIMIT": 6 * 3600 + 300,
     "TASK_MAX_RETRIES": 3,
+    "LOCK_URL": None,
+    "LOCK_TTL": 60,
+    "LOCK_RETRY_DELAY": 10,
+    "LOCK_WAIT": 24 * 3600,
 }
 
 # key -> (accepted types, human description)
@@ -69,6 +73,10 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "TASK_SOFT_TIME_LIMIT": ((int,), "an integer number of seconds"),
     "TASK_TIME_LIMIT": ((int,), "an integer number of seconds"),
     "TASK_MAX_RETRIES": ((int,), "an integer"),
+    "LOCK_URL": ((str, type(None)), "a string or None"),
+    "LOCK_TTL": ((int,), "an integer number of seconds"),
+    "LOCK_RETRY_DELAY": ((int, float), "a number of seconds"),
+    "LOCK_WAIT": ((int,), "an integer number of seconds"),
 }
 
 
@@ -103,6 +111,10 @@ class Settings:
     task_soft_time_limit: int = 6 * 3600
     task_time_limit: int = 6 * 3600 + 300
     task_max_retries: int = 3
+    lock_url: str | None = None
+    lock_ttl: int = 60
+    lock_retry_delay: float = 10
+    lock_wait: int = 24 * 3600
 
 
 def raw_settings() -> dict[str, Any]:
@@ -218,6 +230,40 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
                 "The soft limit is what lets a task kill its dump tool and clean up.",
             )
         )
+    problems.extend(_lock_problems(value, ok))
+    if ok("SCHEDULES"):
+        from .schedules import schedule_problems  # imported here: schedules imports conf
+
+        problems.extend(schedule_problems(value["SCHEDULES"]))
+    return problems
+
+
+def _lock_problems(value: Mapping[str, Any], ok: Any) -> list[Problem]:
+    """Lease-lock settings (ids E030-E033)."""
+    problems = []
+    url = value.get("LOCK_URL") if ok("LOCK_URL") else None
+    if url and not url.startswith(("redis://", "rediss://", "unix://", "file://")):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E030",
+                "LOCK_URL must be a redis://, rediss://, unix:// or file:// URL.",
+                "Leave it unset to use the Celery broker when it is Redis.",
+            )
+        )
+    if ok("LOCK_TTL") and value["LOCK_TTL"] < 3:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E031",
+                "LOCK_TTL must be at least 3 seconds.",
+                "The lease is renewed every third of it; a dead worker's lease expires after it.",
+            )
+        )
+    if ok("LOCK_RETRY_DELAY") and not value["LOCK_RETRY_DELAY"] > 0:
+        problems.append(
+            Problem("django_rclone_celery.E032", "LOCK_RETRY_DELAY must be more than 0 seconds.")
+        )
+    if ok("LOCK_WAIT") and value["LOCK_WAIT"] < 0:
+        problems.append(Problem("django_rclone_celery.E033", "LOCK_WAIT must not be negative."))
     return problems
 
 
@@ -243,6 +289,10 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         task_soft_time_limit=merged["TASK_SOFT_TIME_LIMIT"],
         task_time_limit=merged["TASK_TIME_LIMIT"],
         task_max_retries=merged["TASK_MAX_RETRIES"],
+        lock_url=merged["LOCK_URL"],
+        lock_ttl=merged["LOCK_TTL"],
+        lock_retry_delay=merged["LOCK_RETRY_DELAY"],
+        lock_wait=merged["LOCK_WAIT"],
     )
 
 

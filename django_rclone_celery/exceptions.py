@@ -7,6 +7,8 @@
     ├── OperationDisabled         a kill switch (e.g. PGCLONE_ALLOW_RESTORE) refuses
     ├── OperationBusy             another operation holds the database's lock
     ├── RestoreError              a restore failed; the live database was left as it was
+    ├── HookFailed                a pgclone pre-dump or pre-swap hook command raised
+    ├── CopyError                 a pgclone copy was refused or failed
     └── ProcessError              an external program failed (argv, returncode, stderr)
         └── RcloneError           ... and that program was rclone (knows if transient)
 
@@ -49,6 +51,14 @@ class RestoreError(DjangoRcloneCeleryError):
     """A restore failed before the swap; the live database is unchanged."""
 
 
+class HookFailed(DjangoRcloneCeleryError):
+    """A pgclone hook (a management command) raised."""
+
+
+class CopyError(DjangoRcloneCeleryError):
+    """A pgclone copy was refused (reserved or existing target) or failed."""
+
+
 class ProcessError(DjangoRcloneCeleryError):
     """An external program exited non-zero, was killed, or could not start."""
 
@@ -65,7 +75,15 @@ class ProcessError(DjangoRcloneCeleryError):
             status = f"exited with status {returncode}"
         tail = stderr.strip().splitlines()[-5:]
         detail = ("\n" + "\n".join(tail)) if tail else ""
-        super().__init__(f"{program} {status}{detail}")
+        self.message = f"{program} {status}{detail}"
+        super().__init__(self.message)
+        # Celery's JSON result backend rebuilds an error as ``cls(*args)``: keep
+        # the constructor's arguments there, or a worker's RcloneError reaches
+        # the caller as a bare Exception (argv never holds secrets; stderr is scrubbed).
+        self.args = (list(self.argv), returncode, stderr)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # rclone exit codes (rclone docs, "Exit Code"): 5 is "temporary error, more

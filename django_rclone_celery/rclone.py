@@ -19,7 +19,8 @@ _NOT_FOUND = frozenset({3, 4})
 
 def join(base: str, *parts: str) -> str:
     """Join an rclone path (``remote:dir``, ``remote:``, ``/local``) with relative parts."""
-    rest = posixpath.join(*[p.strip("/") for p in parts if p.strip("/")]) if parts else ""
+    kept = [p.strip("/") for p in parts if p.strip("/")]
+    rest = posixpath.join(*kept) if kept else ""
     if not rest:
         return base
     if base.endswith(":") or base.endswith("/"):
@@ -53,7 +54,8 @@ def _parse_time(stamp: str) -> datetime:
     # rclone prints RFC 3339 with up to nanoseconds; Python takes microseconds.
     head, _, tail = stamp.partition(".")
     if tail:
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        # Only the leading digits: an offset such as "+01:00" has digits too.
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]
         zone = tail[len(digits) :]
         stamp = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

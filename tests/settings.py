@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_rclone_celery",
     "tests.testapp",
+    "tests.portable_app",  # portable dump/load tests (no migrations: created by syncdb)
 ]
 
 MIDDLEWARE = [
@@ -77,6 +78,9 @@ DATABASES = {
         "PORT": PG_PORT,
         "USER": PG_USER,
         "PASSWORD": PG_PASSWORD,
+        # No creation order is needed; without this, a run that uses only this
+        # alias fails with "Circular dependency" (it would wait for default).
+        "TEST": {"DEPENDENCIES": []},
     },
     "gis": {
         "ENGINE": "django.contrib.gis.db.backends.postgis",
@@ -85,6 +89,7 @@ DATABASES = {
         "PORT": PG_PORT,
         "USER": PG_USER,
         "PASSWORD": PG_PASSWORD,
+        "TEST": {"DEPENDENCIES": []},
     },
     "maria": {
         "ENGINE": "django.db.backends.mysql",
@@ -94,7 +99,7 @@ DATABASES = {
         "USER": MYSQL_USER,
         "PASSWORD": MYSQL_PASSWORD,
         "OPTIONS": {"charset": "utf8mb4"},
-        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_general_ci"},
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_general_ci", "DEPENDENCIES": []},
     },
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -43,3 +44,66 @@ class OperationCommand(BaseCommand):
             self.stdout.write(json.dumps(payload, indent=2, default=str))
         elif options.get("verbosity", 1) >= 1:
             self.stdout.write(self.style.SUCCESS(text))
+
+
+class QueueableCommand(OperationCommand):
+    """An operation command that can also hand its run to a Celery worker.
+
+    By default the operation runs in this process. ``--enqueue`` queues it
+    and prints the task id; ``--wait`` queues it and follows its progress,
+    exiting non-zero if it fails.
+    """
+
+    operation: str  # a key of enqueue.TASKS
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="Queue the run for a Celery worker and print its task id.",
+        )
+        mode.add_argument(
+            "--wait",
+            action="store_true",
+            help="Queue the run for a Celery worker and show its progress until it ends.",
+        )
+
+    def hand_off(self, options: dict[str, Any], **task_kwargs: Any) -> bool:
+        """Queue the run if ``--enqueue``/``--wait`` asked for it; False means run here."""
+        if not (options.get("enqueue") or options.get("wait")):
+            return False
+        from ..enqueue import Update, enqueue, follow, results_app
+
+        if options.get("wait"):
+            self.run_operation(results_app)  # refuse before queueing, not after
+        task_id = self.run_operation(partial(enqueue, self.operation, **task_kwargs))
+        # With --json, stdout carries only the JSON document.
+        out = self.stderr if options.get("json") else self.stdout
+        out.write(f"Queued {self.operation} as task {task_id}")
+        if not options.get("wait"):
+            if options.get("json"):
+                self.stdout.write(json.dumps({"task_id": task_id, "status": "queued"}))
+            return True
+
+        def show(update: Update) -> None:
+            done = human_size(update.bytes_done)
+            if update.bytes_total:
+                percent = 100 * update.bytes_done / update.bytes_total
+                done += f" / {human_size(update.bytes_total)} ({percent:.0f}%)"
+            out.write(f"{update.stage or 'waiting'}: {done}")
+
+        result = self.run_operation(partial(follow, task_id, show))
+        if options.get("json"):
+            self.stdout.write(json.dumps(result, indent=2, default=str))
+        else:
+            text = f"Task {task_id} {result.get('status', 'finished')}"
+            if result.get("reason"):
+                text += f" ({result['reason']})"
+            if result.get("path"):
+                text += f": {result['path']}"
+            if result.get("size") is not None:
+                text += f" ({human_size(result['size'])})"
+            self.stdout.write(self.style.SUCCESS(text))
+        return True

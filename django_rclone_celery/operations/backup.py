@@ -6,6 +6,9 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+import django
 
 from .. import naming, process, signals
 from ..compression import compressor, suffix
@@ -13,9 +16,11 @@ from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
 from ..exceptions import RcloneError
 from ..manifest import Manifest
+from ..portable import stream as portable_stream
 from ..rclone import Rclone, join
 from ..results import BackupResult
 from .catalog import backup_dir, cleanup_backups, sweep_partials
+from .publish import discard as _discard
 from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
@@ -54,6 +59,7 @@ def backup_database(
     *,
     clean: bool = False,
     compression: Compression | None = None,
+    format: Literal["native", "portable"] = "native",
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
@@ -62,10 +68,14 @@ def backup_database(
 
     Nothing is visible under the final name until the whole stream, and its
     manifest, have been uploaded. On any failure the partial object is removed.
+    ``format="portable"`` stores ``dumpdb``'s JSON lines instead of the engine's
+    dump (see ``portable``): restorable into another engine and changed models.
     """
     settings = settings or get_settings()
     connector = get_connector(database, settings)
     kind: Compression = compression or settings.compression
+    if format == "portable" and kind == "native":
+        kind = "zstd"  # no dump tool of its own to compress
     run = Run.start("db_backup", database, run_id, progress)
     rclone = Rclone(settings)
     directory = backup_dir(settings)
@@ -74,26 +84,39 @@ def backup_database(
     with run.stage("prepare"):
         entries = rclone.lsjson(directory)
         sweep_partials(rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit))
-        ext = connector.extension + suffix(kind)
+        base = portable_stream.EXTENSION if format == "portable" else connector.extension
+        ext = base + suffix(kind)
         name = _unique_name(settings, database, ext, {e.name for e in entries})
         final = join(directory, name)
         partial = f"{final}{naming.PARTIAL_MARKER}{uuid.uuid4().hex}"
         manifest_path = join(directory, naming.manifest_name(name))
-        versions, counts = _describe(connector)
+        versions, counts = (
+            ({"django": django.get_version()}, {}) if format == "portable" else _describe(connector)
+        )
 
     wrote_manifest = False
     try:
         with run.stage("dump"):
-            stats = process.pipe(
-                connector.dump_command(compress=kind == "native"),
-                rclone.rcat(partial),
-                transform=compressor(
-                    kind, settings.compression_level, settings.compression_threads
-                ),
-                digest="sink",
-                progress=run.byte_counter(),
-                sink_error=RcloneError,
-            )
+            if format == "portable":
+                stats, counts = portable_stream.upload(
+                    rclone,
+                    partial,
+                    using=database,
+                    compress=kind == "zstd",
+                    level=settings.compression_level,
+                    threads=settings.compression_threads,
+                )
+            else:
+                stats = process.pipe(
+                    connector.dump_command(compress=kind == "native"),
+                    rclone.rcat(partial),
+                    transform=compressor(
+                        kind, settings.compression_level, settings.compression_threads
+                    ),
+                    digest="sink",
+                    progress=run.byte_counter(),
+                    sink_error=RcloneError,
+                )
         with run.stage("publish"):
             manifest = Manifest(
                 database=database,
@@ -101,6 +124,7 @@ def backup_database(
                 vendor=connector.vendor,
                 connector=connector.dotted_path(),
                 compression=kind,
+                format=format,
                 size=stats.bytes_out,
                 sha256=stats.sha256,
                 created=datetime.now(timezone.utc).isoformat(),
@@ -129,19 +153,8 @@ def backup_database(
         size=stats.bytes_out,
         sha256=stats.sha256,
         compression=kind,
-        format="native",
+        format=format,
         duration=run.elapsed,
         run_id=run.run_id,
         cleaned=cleaned,
     )
-
-
-def _discard(rclone: Rclone, partial: str, manifest_path: str | None) -> None:
-    for path in (partial, manifest_path):
-        if path is None:
-            continue
-        try:
-            rclone.deletefile(path)
-        except RcloneError as exc:
-            if exc.returncode not in (3, 4):  # already gone is fine
-                logger.warning("could not remove %s: %s", path, exc)

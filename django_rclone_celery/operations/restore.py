@@ -16,7 +16,8 @@ from ..exceptions import (
     RestoreError,
 )
 from ..manifest import Manifest
-from ..rclone import Rclone, join
+from ..portable import stream as portable_stream
+from ..rclone import Entry, Rclone, join
 from ..results import RestoreResult
 from .catalog import backup_dir, list_backups
 from .run import ProgressCallback, Run
@@ -38,20 +39,36 @@ def resolve_backup(
                 f"{input_path!r} is not a backup of database {database!r} "
                 f"(expected {settings.db_filename_template!r} with database={database!r})"
             )
-        return name, None
+        # Ask the remote first: on bucket remotes ``rclone cat`` of a missing
+        # object prints nothing and succeeds, which would restore an empty database.
+        entry = _stat(Rclone(settings), join(backup_dir(settings), name))
+        if entry is None:
+            raise BackupNotFound(f"backup {input_path!r} does not exist in {backup_dir(settings)}")
+        return name, entry.size
     backups = list_backups(database, settings=settings)
     if not backups:
         raise BackupNotFound(f"no backups of database {database!r} in {backup_dir(settings)}")
     return backups[0].name, backups[0].size
 
 
+def _stat(rclone: Rclone, path: str) -> Entry | None:
+    """The object at ``path``, or None if there is none (``lsjson`` of a file lists it)."""
+    base = path.rpartition("/")[2].rpartition(":")[2]
+    return next((e for e in rclone.lsjson(path) if e.name == base), None)
+
+
 def read_manifest(rclone: Rclone, path: str) -> Manifest | None:
+    manifest_path = path + naming.MANIFEST_SUFFIX
     try:
-        return Manifest.from_bytes(rclone.get_bytes(path + naming.MANIFEST_SUFFIX))
+        data = rclone.get_bytes(manifest_path)
     except RcloneError as exc:
         if exc.returncode in (3, 4) or "not found" in exc.stderr.lower():
             return None  # a django-rclone backup: no manifest
         raise
+    if not data and _stat(rclone, manifest_path) is None:
+        # Bucket remotes: ``rclone cat`` of a missing object prints nothing and succeeds.
+        return None
+    return Manifest.from_bytes(data)
 
 
 def _legacy_manifest(connector: Connector, name: str, database: str) -> Manifest:
@@ -74,13 +91,14 @@ def _legacy_manifest(connector: Connector, name: str, database: str) -> Manifest
 
 
 def check_manifest(manifest: Manifest, connector: Connector, name: str) -> None:
-    if manifest.vendor != connector.vendor:
+    if manifest.format not in ("native", "portable"):
+        raise InvalidBackup(f"{name!r} is in the unknown format {manifest.format!r}")
+    # A portable backup is JSON through the models: any engine can load it.
+    if manifest.format == "native" and manifest.vendor != connector.vendor:
         raise InvalidBackup(
             f"{name!r} is a {manifest.vendor} backup; database {connector.alias!r} "
             f"is {connector.vendor}: refusing to restore across engines"
         )
-    if manifest.format != "native":
-        raise InvalidBackup(f"{name!r} is in the {manifest.format!r} format")
     if manifest.compression not in ("zstd", "native", "none"):
         raise InvalidBackup(f"{name!r} uses unknown compression {manifest.compression!r}")
 
@@ -89,6 +107,7 @@ def restore_database(
     database: str = "default",
     *,
     input_path: str | None = None,
+    from_database: str | None = None,
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
@@ -97,7 +116,10 @@ def restore_database(
 
     The data goes into a staged copy first; only a complete, verified copy is
     swapped in. If anything fails the staged copy is dropped and the live
-    database is exactly as it was.
+    database is exactly as it was. A portable backup is loaded in one
+    transaction instead, with the same all-or-nothing result.
+    ``from_database`` picks the backups of another alias (e.g. a SQLite
+    project's portable backup restored into PostgreSQL).
     """
     settings = settings or get_settings()
     connector = get_connector(database, settings)
@@ -105,7 +127,7 @@ def restore_database(
     rclone = Rclone(settings)
 
     with run.stage("select"):
-        name, size = resolve_backup(database, input_path, settings)
+        name, size = resolve_backup(from_database or database, input_path, settings)
         path = join(backup_dir(settings), name)
         manifest = read_manifest(rclone, path) or _legacy_manifest(connector, name, database)
         check_manifest(manifest, connector, name)
@@ -113,6 +135,31 @@ def restore_database(
     signals.pre_db_restore.send(
         sender="db_restore", database=database, path=path, run_id=run.run_id
     )
+    if manifest.format == "portable":
+        with run.stage("restore", bytes_total=manifest.size or size):
+            read, _ = portable_stream.restore(
+                rclone,
+                path,
+                using=database,
+                compressed=manifest.compression == "zstd",
+                sha256=manifest.sha256,
+                name=name,
+                progress=run.byte_counter(manifest.size or size),
+            )
+        signals.post_db_restore.send_robust(
+            sender="db_restore", database=database, path=path, run_id=run.run_id
+        )
+        return RestoreResult(
+            database=database,
+            path=path,
+            name=name,
+            size=read,
+            compression=manifest.compression,
+            format=manifest.format,
+            duration=run.elapsed,
+            run_id=run.run_id,
+            verified=bool(manifest.sha256),
+        )
     staging = connector.staging()
     try:
         with run.stage("prepare"):

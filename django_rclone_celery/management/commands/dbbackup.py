@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...operations import backup_database
-from ..base import OperationCommand, human_size
+from ..base import QueueableCommand, human_size
 
 
-class Command(OperationCommand):
+class Command(QueueableCommand):
+    operation = "db_backup"
     help = "Dump a database and stream it to the rclone remote."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,13 +25,27 @@ class Command(OperationCommand):
             choices=["zstd", "native", "none"],
             help="Override DJANGO_RCLONE['COMPRESSION'] for this backup.",
         )
+        parser.add_argument(
+            "--format",
+            choices=["native", "portable"],
+            default="native",
+            help="native: the engine's dump tool (default); portable: dumpdb's JSON lines, "
+            "restorable into another engine and changed models.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["compression"] and (options["enqueue"] or options["wait"]):
+            raise CommandError("--compression applies only to a backup run in this process.")
+        if options["format"] != "native" and (options["enqueue"] or options["wait"]):
+            raise CommandError("--format portable applies only to a backup run in this process.")
+        if self.hand_off(options, database=options["database"], clean=options["clean"]):
+            return
         result = self.run_operation(
             backup_database,
             database=options["database"],
             clean=options["clean"],
             compression=options["compression"],
+            format=options["format"],
         )
         text = f"Backed up {result.database} to {result.path} ({human_size(result.size)})"
         if result.cleaned:

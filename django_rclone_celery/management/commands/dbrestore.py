@@ -7,10 +7,11 @@ from django.db import connections
 
 from ...operations import restore_database
 from ...operations.restore import resolve_backup
-from ..base import OperationCommand
+from ..base import QueueableCommand
 
 
-class Command(OperationCommand):
+class Command(QueueableCommand):
+    operation = "db_restore"
     help = "Restore a database from its latest backup, or from --input-path."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -54,6 +55,10 @@ class Command(OperationCommand):
             if answer.strip().lower() not in ("y", "yes"):
                 self.stdout.write("Restore cancelled.")
                 return
+            # The worker must restore exactly the backup that was confirmed.
+            options["input_path"] = name
+        if self.hand_off(options, database=database, input_path=options["input_path"]):
+            return
         result = self.run_operation(
             restore_database, database=database, input_path=options["input_path"]
         )

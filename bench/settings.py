@@ -1,0 +1,55 @@
+"""Django settings for the benchmark: a ``bench`` alias and a local-directory remote.
+
+``bench/run.py`` sets the environment variables below for each measured
+command; nothing here is used by the test suite.
+
+* ``DRC_BENCH_DB``: the PostgreSQL database the ``bench`` alias points at.
+* ``DRC_BENCH_DIR``: a scratch directory (SQLite ``default`` alias).
+* ``DRC_BENCH_REMOTE``: the rclone remote (default ``<DRC_BENCH_DIR>/remote``,
+  a local directory).
+* ``DRC_BENCH_COMPRESSION``: ``zstd`` (the default) or ``native``.
+* ``DRC_BENCH_LEVEL``: ``COMPRESSION_LEVEL`` (default 1, the product's default).
+* ``DRC_BENCH_THREADS``: ``COMPRESSION_THREADS`` (default -1, the product's default).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+BASE = Path(os.environ.get("DRC_BENCH_DIR") or tempfile.mkdtemp(prefix="drc-bench-"))
+
+SECRET_KEY = "bench-only"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_celery_beat",
+    "django_rclone_celery",
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(BASE / "default.sqlite3"),
+    },
+    "bench": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("DRC_BENCH_DB", "drc_bench"),
+        "HOST": os.environ.get("DRC_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("DRC_PG_PORT", "5432"),
+        "USER": os.environ.get("DRC_PG_USER", "postgres"),
+    },
+}
+
+DJANGO_RCLONE = {
+    "REMOTE": os.environ.get("DRC_BENCH_REMOTE") or str(BASE / "remote"),
+    "COMPRESSION": os.environ.get("DRC_BENCH_COMPRESSION", "zstd"),
+    "COMPRESSION_LEVEL": int(os.environ.get("DRC_BENCH_LEVEL", "1")),
+    "COMPRESSION_THREADS": int(os.environ.get("DRC_BENCH_THREADS", "-1")),
+}

@@ -1,0 +1,85 @@
+"""The run ledger: one row per idempotent unit of work, and the run history.
+
+A row is claimed before an operation starts. ``(operation, database, slot)``
+is unique, so a second message for the same slot (or a redelivered copy of
+the same message) finds the row and does not run again. ``task_id`` is
+unique too: it survives redelivery and retries.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"  # claimed, waiting for the database's lock
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Operation(models.TextChoices):
+    DB_BACKUP = "db_backup"
+    DB_RESTORE = "db_restore"
+    DB_CLEANUP = "db_cleanup"
+    MEDIA_BACKUP = "media_backup"
+    MEDIA_RESTORE = "media_restore"
+    PGCLONE_DUMP = "pgclone_dump"
+    PGCLONE_RESTORE = "pgclone_restore"
+    PGCLONE_COPY = "pgclone_copy"
+
+
+class BackupRun(models.Model):
+    """One run of one operation (backup, restore, cleanup, media sync...)."""
+
+    operation = models.CharField(max_length=32, choices=Operation.choices)
+    # The database alias; "" for media operations, which have none.
+    database = models.CharField(max_length=100, blank=True, default="")
+    # What makes two messages "the same run": "beat:<schedule>:<time>",
+    # "key:<idempotency key>" or "task:<task id>".
+    slot = models.CharField(max_length=255)
+    task_id = models.CharField(max_length=255, unique=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    stage = models.CharField(max_length=32, blank=True, default="")
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # The lease token of the run holding the database's lock; tells a live
+    # run from one whose worker died.
+    lock_token = models.CharField(max_length=64, blank=True, default="")
+    worker = models.CharField(max_length=255, blank=True, default="")
+    created = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    path = models.CharField(max_length=1024, blank=True, default="")
+    size = models.BigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "run"
+        verbose_name_plural = "runs"
+        ordering = ("-created", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["operation", "database", "slot"], name="drc_run_unique_slot"
+            )
+        ]
+        permissions = [
+            ("run_backup", "Can start backups and cleanups"),
+            ("run_restore", "Can start restores"),
+        ]
+
+    def __str__(self) -> str:
+        target = f" {self.database}" if self.database else ""
+        return f"{self.operation}{target} [{self.slot}] {self.status}"
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between start and finish, if both are known."""
+        if self.started and self.finished:
+            return (self.finished - self.started).total_seconds()
+        return None

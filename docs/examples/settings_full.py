@@ -1,0 +1,36 @@
+"""Every DJANGO_RCLONE key at its default (docs/settings.md). Tested by tests/test_docs.py."""
+
+from __future__ import annotations
+
+# --8<-- [start:settings]
+DJANGO_RCLONE = {
+    "REMOTE": "s3:my-bucket/backups",  # required
+    # rclone
+    "RCLONE_BINARY": "rclone",
+    "RCLONE_CONFIG": None,
+    "RCLONE_FLAGS": [],
+    # database backups
+    "DB_BACKUP_DIR": "db",
+    "DB_FILENAME_TEMPLATE": "{database}-{datetime}.{ext}",
+    "DB_DATE_FORMAT": "%Y-%m-%d-%H%M%S",
+    "DB_CLEANUP_KEEP": 10,
+    "CONNECTORS": {},
+    "CONNECTOR_MAPPING": {},
+    "COMPRESSION": "zstd",
+    "COMPRESSION_LEVEL": 1,
+    "COMPRESSION_THREADS": -1,
+    # media backups
+    "MEDIA_BACKUP_DIR": "media",
+    # Celery
+    "SCHEDULES": {},
+    "INSTALL_SCHEDULES": True,
+    "TASK_SOFT_TIME_LIMIT": 6 * 3600,
+    "TASK_TIME_LIMIT": 6 * 3600 + 300,
+    "TASK_MAX_RETRIES": 3,
+    # per-database locks
+    "LOCK_URL": None,
+    "LOCK_TTL": 60,
+    "LOCK_RETRY_DELAY": 10,
+    "LOCK_WAIT": 24 * 3600,
+}
+# --8<-- [end:settings]

@@ -1,0 +1,304 @@
+"""A throwaway Redis server and real ``celery worker`` processes, for the task tests.
+
+Fixtures (import them into a test module: ``from tests.workers import ...``)
+    ``redis_server``  (session) ``redis-server`` on a free loopback port, no
+                      persistence; stopped by PID at the end. DB 0 is the
+                      broker, 1 the result backend, 2 the lease locks.
+    ``task_app``      the test project's Celery app (``tests.celery_app``) pointed
+                      at ``redis_server``, with Redis flushed for a clean queue.
+    ``lock_config``   ``DJANGO_RCLONE`` of this test: ``LOCK_URL`` on
+                      ``redis_server``, short lease TTL and retry delay.
+    ``workers``       ``workers.start(name, ...)`` starts a ``celery -A
+                      tests.celery_app worker`` subprocess (prefork pool, its own
+                      process group) and waits until it is ready; every worker
+                      is stopped after the test.
+
+How a worker sees the test's world: :func:`worker_config` snapshots the
+pytest process's live settings (the ``test_...`` database names pytest-django
+created, ``DJANGO_RCLONE``, ``MEDIA_ROOT``) and the Redis URLs into the JSON
+environment variable ``DRC_WORKER_CONFIG``; ``tests/worker_settings.py``
+applies it. So start workers *after* changing settings in a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connections
+
+from tests.conftest import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKER_DB, BACKEND_DB, LOCK_DB = 0, 1, 2
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def client(self, db: int = 0) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url(db))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server not found (apt-get install redis-server)")
+    directory = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    with open(directory / "redis.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port)
+        yield RedisServer(port, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def task_app(redis_server: RedisServer) -> Any:
+    redis_server.client().flushall()
+    from tests.celery_app import app
+
+    app.conf.update(
+        broker_url=redis_server.url(BROKER_DB),
+        result_backend=redis_server.url(BACKEND_DB),
+        broker_transport_options={"visibility_timeout": 3600},
+        result_backend_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry_on_startup=False,
+    )
+    app.set_current()
+    return app
+
+
+@pytest.fixture
+def lock_config(redis_server: RedisServer, drc_config: Callable[..., Any]) -> dict[str, Any]:
+    redis_server.client(LOCK_DB).flushdb()
+    return drc_config(
+        LOCK_URL=redis_server.url(LOCK_DB), LOCK_TTL=3, LOCK_RETRY_DELAY=0.5, TASK_MAX_RETRIES=2
+    )
+
+
+def worker_config(redis_server: RedisServer, **extra: Any) -> dict[str, Any]:
+    """What a worker must share with this test (see the module docstring)."""
+    return {
+        "databases": {alias: connections[alias].settings_dict["NAME"] for alias in connections},
+        "django_rclone": dict(django_settings.DJANGO_RCLONE),
+        "media_root": str(django_settings.MEDIA_ROOT),
+        "broker_url": redis_server.url(BROKER_DB),
+        "result_backend": redis_server.url(BACKEND_DB),
+        **extra,
+    }
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@dataclass
+class Worker:
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    concurrency: int = 1
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, timeout: float = 90) -> Worker:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tests.celery_app",
+                    "worker",
+                    "-P",
+                    "prefork",
+                    "-c",
+                    str(self.concurrency),
+                    "-n",
+                    f"{self.name}@%h",
+                    "--loglevel=INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, killed as one
+            )
+        offset = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log()
+            if " ready." in text[offset:]:
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{text[-3000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"worker {self.name} not ready after {timeout} s:\n{self.log()[-3000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def pool_children(self) -> list[int]:
+        return _children(self.pid)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: main process, pool children and their programs."""
+        with _suppress_lookup():
+            os.killpg(self.pid, signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        with _suppress_lookup():
+            os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        with _suppress_lookup():  # pool children that outlived the main process
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+class _suppress_lookup:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        return exc_type is not None and issubclass(exc_type, ProcessLookupError)
+
+
+class Workers:
+    def __init__(self, redis_server: RedisServer, log_dir: Path) -> None:
+        self.redis_server = redis_server
+        self.log_dir = log_dir
+        self.started: list[Worker] = []
+        self.signal_log = log_dir / "signals.jsonl"
+
+    def signals(self) -> list[dict[str, Any]]:
+        """Every signal the workers sent, in order (see ``tests/celery_app.py``)."""
+        if not self.signal_log.exists():
+            return []
+        return [json.loads(line) for line in self.signal_log.read_text().splitlines()]
+
+    def start(
+        self,
+        name: str = "w1",
+        *,
+        concurrency: int = 1,
+        visibility_timeout: float = 3600,
+        annotations: dict[str, Any] | None = None,
+    ) -> Worker:
+        config = worker_config(
+            self.redis_server,
+            visibility_timeout=visibility_timeout,
+            annotations=annotations or {},
+        )
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+            "DRC_WORKER_CONFIG": json.dumps(config),
+            "PYTHONPATH": str(ROOT),
+            "DRC_SIGNAL_LOG": str(self.signal_log),
+        }
+        worker = Worker(name, env, self.log_dir / f"{name}.log", concurrency)
+        self.started.append(worker)
+        return worker.start()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name}\n{w.log()[-4000:]}" for w in self.started)
+
+
+@pytest.fixture
+def workers(
+    task_app: Any, redis_server: RedisServer, lock_config: dict[str, Any], tmp_path: Path
+) -> Iterator[Workers]:
+    pool = Workers(redis_server, tmp_path)
+    try:
+        yield pool
+    finally:
+        for worker in pool.started:
+            worker.stop()
+        connections.close_all()  # a restore may have replaced a database file
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 60,
+    *,
+    what: str = "condition",
+    interval: float = 0.1,
+    pool: Workers | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with the workers' logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    logs = pool.logs() if pool else ""
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
