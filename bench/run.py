@@ -6,9 +6,10 @@ For each size it reuses (or generates, see ``generate.py``) the database
 ``drc_bench_<size>``, then runs every measurement ``--repeat`` times,
 interleaved: each of our commands runs right next to its baseline, and the
 order inside each pair flips every round, so the machine's background load
-(2 cores, shared) hits both sides alike. Medians are reported, with the
-targets of issue #2 marked PASS/FAIL, on stdout and in
-``bench/results/latest.md``.
+(2 cores, shared) hits both sides alike. Medians are reported, and each
+ratio twice (ratio of the medians; median of the per-round ratios), with the
+targets of issue #2 marked PASS/FAIL (a time target must hold both ways), on
+stdout and in ``bench/results/latest.md``.
 
 Fairness notes (also in bench/README.md):
 

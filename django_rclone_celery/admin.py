@@ -37,7 +37,19 @@ LABELS = {
     "media_backup": "media backup",
     "db_restore": "database restore",
     "media_restore": "media restore",
+    "pgclone_copy": "pgclone copy",
 }
+
+POSTGRES_VENDOR = "postgresql"
+
+
+def copy_name(alias: str) -> str:
+    """A fresh local copy name for ``alias``'s database, like pgclone's ``:name`` keys."""
+    from django.utils import timezone
+
+    base = str(connections.settings[alias].get("NAME") or alias)
+    stamp = timezone.now().strftime("%Y%m%d%H%M%S")
+    return f"{base[:40]}_copy_{stamp}"
 
 
 def describe_database(alias: str) -> str:
@@ -57,6 +69,13 @@ class StartRunForm(forms.Form):
         min_value=1,
         required=False,
         help_text="How many of the newest backups 'Clean up' keeps.",
+    )
+    copy_as = forms.RegexField(
+        label="Copy name (pgclone copy)",
+        regex=r"^[A-Za-z0-9_]{1,63}$",
+        required=False,
+        help_text="PostgreSQL only: 'Copy now' makes a local copy that 'pgclone restore "
+        ":name' brings back. Empty: a dated name.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -102,10 +121,7 @@ class BackupRunAdmin(RunAdminBase):
     search_fields = ("task_id", "database", "path", "slot")
     date_hierarchy = "created"
     change_list_template = "admin/django_rclone_celery/backuprun/change_list.html"
-    actions = ["backup_now", "media_backup", "clean_up", "restore_backup"]
-    # "pgclone copy" goes here: an action (and a start-page button) with
-    # permissions=["backup"] calling self.queue(request, "pgclone_copy", dump_key=...,
-    # database=...), plus a LABELS entry for its message.
+    actions = ["backup_now", "media_backup", "clean_up", "copy_now", "restore_backup"]
 
     # --- read-only history -----------------------------------------------------------
 
@@ -200,6 +216,25 @@ class BackupRunAdmin(RunAdminBase):
         for alias in databases:
             self.queue(request, "db_cleanup", database=alias, keep=keep)
 
+    def queue_copy(self, request: HttpRequest, alias: str, name: str | None = None) -> None:
+        if connections[alias].vendor != POSTGRES_VENDOR:
+            self.message_user(
+                request, f"pgclone copy needs PostgreSQL; {alias!r} is not.", messages.WARNING
+            )
+            return
+        self.queue(request, "pgclone_copy", database=alias, dump_key=f":{name or copy_name(alias)}")
+
+    @admin.action(
+        description="Copy now with pgclone (the selected runs' PostgreSQL databases)",
+        permissions=["backup"],
+    )
+    def copy_now(self, request: HttpRequest, queryset: QuerySet[BackupRun]) -> None:
+        databases = self._databases(queryset)
+        if not databases:
+            self.message_user(request, "The selected runs name no database.", messages.WARNING)
+        for alias in databases:
+            self.queue_copy(request, alias)
+
     @admin.action(description="Restore from the selected backup…", permissions=["restore"])
     def restore_backup(
         self, request: HttpRequest, queryset: QuerySet[BackupRun]
@@ -270,6 +305,8 @@ class BackupRunAdmin(RunAdminBase):
                 self.queue(request, "db_cleanup", database=alias, keep=keep)
             elif run == "media_backup":
                 self.queue(request, "media_backup")
+            elif run == "pgclone_copy":
+                self.queue_copy(request, alias, form.cleaned_data["copy_as"] or None)
             else:
                 self.message_user(request, f"Unknown run {run!r}.", messages.ERROR)
                 return HttpResponseRedirect(self._url("start"))

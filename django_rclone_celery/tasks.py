@@ -351,10 +351,16 @@ def db_backup(
     *,
     database: str = "default",
     clean: bool = False,
+    format: str = "native",
+    compression: str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Back up ``database``; with ``clean``, apply retention afterwards."""
+    """Back up ``database``; with ``clean``, apply retention afterwards.
+
+    ``format="portable"`` stores dumpdb's JSON lines (restorable into another
+    engine); ``compression`` overrides ``COMPRESSION`` for this run.
+    """
     return run_operation(
         self,
         Operation.DB_BACKUP,
@@ -364,6 +370,31 @@ def db_backup(
         idempotency_key=idempotency_key,
         database=database,
         clean=clean,
+        format=format,
+        compression=compression,
+    )
+
+
+@shared_task(bind=True, base=OperationTask, name="django_rclone_celery.portable_backup")
+def portable_backup(
+    self: Task,  # type: ignore[type-arg]
+    *,
+    database: str = "default",
+    clean: bool = False,
+    slot: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """A portable backup of ``database`` (``db_backup`` with ``format="portable"``)."""
+    return run_operation(
+        self,
+        Operation.DB_BACKUP,
+        database,
+        backup_database,
+        slot=slot,
+        idempotency_key=idempotency_key,
+        database=database,
+        clean=clean,
+        format="portable",
     )
 
 

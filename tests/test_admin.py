@@ -263,3 +263,42 @@ def test_admin_says_when_celery_is_not_configured(
     messages = [str(m) for m in response.context["messages"]]
     refused = [m for m in messages if "Could not queue" in m and "Celery app is not loaded" in m]
     assert refused, messages
+
+
+# --- pgclone copy ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_copy_now_makes_a_local_copy_of_a_postgresql_database(
+    operator: Client, celery_app: Any, celery_worker: Any, remote_dir: Path
+) -> None:
+    from django.conf import settings
+    from django.db import connections
+
+    assert "Copy now" in operator.get(reverse(START)).content.decode()
+    name = f"drc_admin_copy{settings.DB_SUFFIX}"
+    try:
+        response = operator.post(
+            reverse(START),
+            {"database": "pg", "keep": "", "copy_as": name, "run": "pgclone_copy"},
+            follow=True,
+        )
+        [(what, task_id)] = queued(response)
+        assert what == "pgclone copy of &#x27;pg&#x27;"
+        run = finished_run(celery_app, task_id)
+        assert (run.operation, run.database, run.status) == ("pgclone_copy", "pg", "succeeded")
+        connections["pg"].close()  # the copy ended every session on the source
+        with connections["pg"].cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            assert cursor.fetchone() == (1,)
+    finally:
+        connections["pg"].close()
+        with connections["pg"].cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+    # Not PostgreSQL: refused with an explanation, nothing queued.
+    response = operator.post(
+        reverse(START), {"database": "default", "keep": "", "run": "pgclone_copy"}, follow=True
+    )
+    assert queued(response) == []
+    assert any("needs PostgreSQL" in str(m) for m in response.context["messages"])

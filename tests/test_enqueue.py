@@ -140,9 +140,23 @@ def test_restore_enqueue_without_input(
     assert (args, kwargs) == ([], {"database": "default", "input_path": None})
 
 
-def test_compression_cannot_be_queued() -> None:
-    with pytest.raises(CommandError, match="--compression applies only"):
-        call_command("dbbackup", "--compression", "none", "--enqueue")
+@DEFAULT_ONLY
+def test_backup_options_travel_with_the_message(
+    celery_app: Any, depends_on_current_app: Any, remote_dir: Path
+) -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")  # no worker here: start from empty
+    out = StringIO()
+    argv = ["--format", "portable", "--compression", "none", "--clean", "--enqueue"]
+    call_command("dbbackup", *argv, stdout=out)
+    task_id = task_id_in(out.getvalue())
+    with celery_app.connection_for_read() as conn:
+        message = conn.default_channel.basic_get("celery")
+    assert message.headers["id"] == task_id
+    assert message.headers["task"] == "django_rclone_celery.db_backup"
+    args, kwargs, _ = message.decode()
+    expected = {"database": "default", "clean": True, "format": "portable", "compression": "none"}
+    assert (args, kwargs) == ([], expected)
 
 
 def test_enqueue_and_wait_are_exclusive() -> None:

@@ -309,3 +309,30 @@ def test_backup_and_restore_signals_fire_with_documented_kwargs(
                 kwargs["run_id"]
                 == {"db_backup": "run-b", "db_restore": "run-r"}[kwargs["operation"]]
             )
+
+
+@pytest.mark.parametrize("alias", db_params("default", "pg", "maria"))
+def test_manifest_describes_the_backup(alias: str, remote_dir: Path) -> None:
+    import hashlib
+
+    from django_rclone_celery.connectors import get_connector
+
+    populate(alias, authors=3, books=2)
+    result = backup_database(alias)
+    stored = (remote_dir / "db" / result.name).read_bytes()
+    manifest = json.loads((remote_dir / "db" / (result.name + ".manifest.json")).read_bytes())
+    connector = get_connector(alias)
+    assert manifest["database"] == alias
+    assert manifest["engine"] == connections[alias].settings_dict["ENGINE"]
+    assert manifest["vendor"] == connector.vendor
+    assert manifest["connector"] == connector.dotted_path()
+    assert (manifest["compression"], manifest["format"]) == ("zstd", "native")
+    assert manifest["size"] == len(stored) == result.size
+    assert manifest["sha256"] == hashlib.sha256(stored).hexdigest() == result.sha256
+    assert connector.dump_tool in manifest["tool_versions"]
+    counts = manifest["row_counts"]
+    if alias == "default":  # exact on SQLite; the server engines keep estimates
+        assert counts["testapp_author"] == 3
+        assert counts["testapp_book"] == 6
+    else:
+        assert {"testapp_author", "testapp_book"} <= {k.split(".")[-1] for k in counts}

@@ -57,6 +57,33 @@ def test_backup_task_returns_the_result_and_records_the_run(
     assert remote_files(remote_dir / "db") == sorted([backup.name, backup.name + ".manifest.json"])
 
 
+def test_portable_backup_task_writes_a_portable_backup_that_restores(
+    task_app: Any, workers: Any, remote_dir: Path
+) -> None:
+    from tests.testapp.models import Book
+
+    populate("pg")
+    before = sorted(Book.objects.using("pg").values_list("pk", "title", "price"))
+    assert before
+    workers.start()
+    value = task_app.send_task(
+        "django_rclone_celery.portable_backup", kwargs={"database": "pg"}
+    ).get(timeout=120)
+    assert (value["status"], value["format"], value["compression"]) == (
+        "succeeded",
+        "portable",
+        "zstd",
+    )
+    [backup] = list_backups("pg")
+    assert backup.name.endswith(".portable.jsonl.zst")
+    Book.objects.using("pg").all().delete()
+    restored = task_app.send_task("django_rclone_celery.db_restore", kwargs={"database": "pg"}).get(
+        timeout=120
+    )
+    assert (restored["status"], restored["format"]) == ("succeeded", "portable")
+    assert sorted(Book.objects.using("pg").values_list("pk", "title", "price")) == before
+
+
 def test_progress_is_visible_as_task_state_and_in_the_ledger(
     task_app: Any, workers: Any, remote_dir: Path, drc_config: Any
 ) -> None:

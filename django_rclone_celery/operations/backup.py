@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
@@ -20,7 +20,7 @@ from ..portable import stream as portable_stream
 from ..rclone import Rclone, join
 from ..results import BackupResult
 from .catalog import backup_dir, cleanup_backups, sweep_partials
-from .publish import discard as _discard
+from .publish import publishing
 from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
@@ -40,8 +40,10 @@ def _unique_name(settings: Settings, database: str, ext: str, taken: set[str]) -
     raise RuntimeError("could not find a free backup name")  # pragma: no cover
 
 
-def _describe(connector: Connector) -> tuple[dict[str, str], dict[str, int]]:
+def _describe(connector: Connector, format: str) -> tuple[dict[str, str], dict[str, int]]:
     """Tool versions and row counts; failures here must not fail the backup."""
+    if format == "portable":
+        return {"django": django.get_version()}, {}
     try:
         versions = connector.tool_versions()
     except Exception:  # pragma: no cover - defensive
@@ -88,55 +90,49 @@ def backup_database(
         ext = base + suffix(kind)
         name = _unique_name(settings, database, ext, {e.name for e in entries})
         final = join(directory, name)
-        partial = f"{final}{naming.PARTIAL_MARKER}{uuid.uuid4().hex}"
-        manifest_path = join(directory, naming.manifest_name(name))
-        versions, counts = (
-            ({"django": django.get_version()}, {}) if format == "portable" else _describe(connector)
-        )
-
-    wrote_manifest = False
-    try:
-        with run.stage("dump"):
-            if format == "portable":
-                stats, counts = portable_stream.upload(
-                    rclone,
-                    partial,
-                    using=database,
-                    compress=kind == "zstd",
-                    level=settings.compression_level,
-                    threads=settings.compression_threads,
+    # Tool versions and row counts cost process starts and a query: they are
+    # gathered beside the dump rather than before it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drc-describe") as pool:
+        described = pool.submit(_describe, connector, format)
+        with publishing(rclone, final) as publication:
+            with run.stage("dump"):
+                exact_counts: dict[str, int] | None = None
+                if format == "portable":
+                    stats, exact_counts = portable_stream.upload(
+                        rclone,
+                        publication.partial,
+                        using=database,
+                        compress=kind == "zstd",
+                        level=settings.compression_level,
+                        threads=settings.compression_threads,
+                    )
+                else:
+                    stats = process.pipe(
+                        connector.dump_command(compress=kind == "native"),
+                        rclone.rcat(publication.partial),
+                        transform=compressor(
+                            kind, settings.compression_level, settings.compression_threads
+                        ),
+                        digest="sink",
+                        progress=run.byte_counter(),
+                        sink_error=RcloneError,
+                    )
+            with run.stage("publish"):
+                versions, counts = described.result()
+                manifest = Manifest(
+                    database=database,
+                    engine=connector.engine,
+                    vendor=connector.vendor,
+                    connector=connector.dotted_path(),
+                    compression=kind,
+                    format=format,
+                    size=stats.bytes_out,
+                    sha256=stats.sha256,
+                    created=datetime.now(timezone.utc).isoformat(),
+                    tool_versions=versions,
+                    row_counts=counts if exact_counts is None else exact_counts,
                 )
-            else:
-                stats = process.pipe(
-                    connector.dump_command(compress=kind == "native"),
-                    rclone.rcat(partial),
-                    transform=compressor(
-                        kind, settings.compression_level, settings.compression_threads
-                    ),
-                    digest="sink",
-                    progress=run.byte_counter(),
-                    sink_error=RcloneError,
-                )
-        with run.stage("publish"):
-            manifest = Manifest(
-                database=database,
-                engine=connector.engine,
-                vendor=connector.vendor,
-                connector=connector.dotted_path(),
-                compression=kind,
-                format=format,
-                size=stats.bytes_out,
-                sha256=stats.sha256,
-                created=datetime.now(timezone.utc).isoformat(),
-                tool_versions=versions,
-                row_counts=counts,
-            )
-            rclone.put_bytes(manifest_path, manifest.to_bytes())
-            wrote_manifest = True
-            rclone.moveto(partial, final)
-    except BaseException:
-        _discard(rclone, partial, manifest_path if wrote_manifest else None)
-        raise
+                publication.commit(manifest.to_bytes())
 
     signals.post_db_backup.send_robust(
         sender="db_backup", database=database, path=final, size=stats.bytes_out, run_id=run.run_id

@@ -1,15 +1,17 @@
 """Atomic publication on a remote: stream to a partial name, then ``moveto``.
 
-Nothing is visible under the final name until the whole stream (and its
-manifest, written first) is uploaded; a failed upload removes what it wrote.
-Shared by database backups and pgclone dumps.
+Nothing is visible under the final name until the whole stream, and its
+manifest (written first), are uploaded; a failed upload removes what it wrote.
+Shared by database backups (native and portable) and pgclone dumps.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .. import naming, process
 from ..exceptions import RcloneError
@@ -35,6 +37,33 @@ def discard(rclone: Rclone, *paths: str | None) -> None:
                 logger.warning("could not remove %s: %s", path, exc)
 
 
+@dataclass
+class Publication:
+    """An upload under way: write to ``partial``, then :meth:`commit`."""
+
+    rclone: Rclone
+    final: str
+    partial: str
+    manifest_path: str | None = None
+
+    def commit(self, manifest: bytes | None = None) -> None:
+        if manifest is not None:
+            self.manifest_path = naming.manifest_name(self.final)
+            self.rclone.put_bytes(self.manifest_path, manifest)
+        self.rclone.moveto(self.partial, self.final)
+
+
+@contextmanager
+def publishing(rclone: Rclone, final: str) -> Iterator[Publication]:
+    """Yield a :class:`Publication`; if the block fails, remove what it wrote."""
+    publication = Publication(rclone, final, partial_name(final))
+    try:
+        yield publication
+    except BaseException:
+        discard(rclone, publication.partial, publication.manifest_path)
+        raise
+
+
 def stream_and_publish(
     rclone: Rclone,
     source: Command,
@@ -48,23 +77,14 @@ def stream_and_publish(
 
     ``manifest`` builds the manifest from the stream's size and checksum.
     """
-    partial = partial_name(final)
-    manifest_path = naming.manifest_name(final) if manifest else None
-    wrote_manifest = False
-    try:
+    with publishing(rclone, final) as publication:
         stats = process.pipe(
             source,
-            rclone.rcat(partial),
+            rclone.rcat(publication.partial),
             transform=transform,
             digest="sink",
             progress=progress,
             sink_error=RcloneError,
         )
-        if manifest is not None and manifest_path is not None:
-            rclone.put_bytes(manifest_path, manifest(stats))
-            wrote_manifest = True
-        rclone.moveto(partial, final)
-    except BaseException:
-        discard(rclone, partial, manifest_path if wrote_manifest else None)
-        raise
+        publication.commit(manifest(stats) if manifest else None)
     return stats

@@ -177,6 +177,7 @@ class _Loader:
     def _insert(self, table: str, sql: str, batch: list[list[Any]], lines: list[int]) -> int:
         try:
             with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
+                # psycopg pipelines executemany; PyMySQL rewrites it into one INSERT.
                 cursor.executemany(sql, batch)
             return len(batch)
         except DatabaseError:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from ...operations import backup_database
 from ..base import QueueableCommand, human_size
@@ -34,11 +34,14 @@ class Command(QueueableCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["compression"] and (options["enqueue"] or options["wait"]):
-            raise CommandError("--compression applies only to a backup run in this process.")
-        if options["format"] != "native" and (options["enqueue"] or options["wait"]):
-            raise CommandError("--format portable applies only to a backup run in this process.")
-        if self.hand_off(options, database=options["database"], clean=options["clean"]):
+        handed_off = self.hand_off(
+            options,
+            database=options["database"],
+            clean=options["clean"],
+            format=options["format"],
+            compression=options["compression"],
+        )
+        if handed_off:
             return
         result = self.run_operation(
             backup_database,
