@@ -100,6 +100,13 @@ def task_app(redis_server: RedisServer) -> Any:
     redis_server.client().flushall()
     from tests.celery_app import app
 
+    # Another module's tests may have used this app with another broker: drop
+    # the cached connection pools and result backend, or messages would go there.
+    app._pool = None  # kombu's registry hands back the pool for the new URL
+    if "amqp" in app.__dict__:
+        app.__dict__["amqp"]._producer_pool = None
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
     app.conf.update(
         broker_url=redis_server.url(BROKER_DB),
         result_backend=redis_server.url(BACKEND_DB),
