@@ -69,6 +69,7 @@ def streaming(result: Any, stage: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 20 rounds of ~9 s, and room for a slow machine
 def test_sigkill_mid_backup_leaves_exactly_one_complete_backup(
     task_app: Any, workers: Any, remote_dir: Path, drc_config: Any, capsys: Any
 ) -> None:

@@ -135,31 +135,57 @@ def restore_database(
     signals.pre_db_restore.send(
         sender="db_restore", database=database, path=path, run_id=run.run_id
     )
-    if manifest.format == "portable":
-        with run.stage("restore", bytes_total=manifest.size or size):
-            read, _ = portable_stream.restore(
-                rclone,
-                path,
-                using=database,
-                compressed=manifest.compression == "zstd",
-                sha256=manifest.sha256,
-                name=name,
-                progress=run.byte_counter(manifest.size or size),
-            )
-        signals.post_db_restore.send_robust(
-            sender="db_restore", database=database, path=path, run_id=run.run_id
-        )
-        return RestoreResult(
-            database=database,
-            path=path,
+    restore = _restore_portable if manifest.format == "portable" else _restore_native
+    read = restore(run, rclone, connector, path, name, manifest, size)
+    signals.post_db_restore.send_robust(
+        sender="db_restore", database=database, path=path, run_id=run.run_id
+    )
+    return RestoreResult(
+        database=database,
+        path=path,
+        name=name,
+        size=read,
+        compression=manifest.compression,
+        format=manifest.format,
+        duration=run.elapsed,
+        run_id=run.run_id,
+        verified=bool(manifest.sha256),
+    )
+
+
+def _restore_portable(
+    run: Run,
+    rclone: Rclone,
+    connector: Connector,
+    path: str,
+    name: str,
+    manifest: Manifest,
+    size: int | None,
+) -> int:
+    """Load a portable backup; the load is one transaction, so it is all or nothing."""
+    with run.stage("restore", bytes_total=manifest.size or size):
+        read, _ = portable_stream.restore(
+            rclone,
+            path,
+            using=connector.alias,
+            compressed=manifest.compression == "zstd",
+            sha256=manifest.sha256,
             name=name,
-            size=read,
-            compression=manifest.compression,
-            format=manifest.format,
-            duration=run.elapsed,
-            run_id=run.run_id,
-            verified=bool(manifest.sha256),
+            progress=run.byte_counter(manifest.size or size),
         )
+    return read
+
+
+def _restore_native(
+    run: Run,
+    rclone: Rclone,
+    connector: Connector,
+    path: str,
+    name: str,
+    manifest: Manifest,
+    size: int | None,
+) -> int:
+    """Stream into the connector's staged copy, check it, then swap it in."""
     staging = connector.staging()
     try:
         with run.stage("prepare"):
@@ -188,7 +214,7 @@ def restore_database(
         ):
             raise
         raise RestoreError(
-            f"restore of {database!r} failed; the live database was not changed: {exc}"
+            f"restore of {connector.alias!r} failed; the live database was not changed: {exc}"
         ) from exc
     try:
         with run.stage("swap"):
@@ -196,20 +222,7 @@ def restore_database(
     except BaseException:
         _discard(staging)
         raise
-    signals.post_db_restore.send_robust(
-        sender="db_restore", database=database, path=path, run_id=run.run_id
-    )
-    return RestoreResult(
-        database=database,
-        path=path,
-        name=name,
-        size=stats.bytes_in,
-        compression=manifest.compression,
-        format=manifest.format,
-        duration=run.elapsed,
-        run_id=run.run_id,
-        verified=bool(manifest.sha256),
-    )
+    return stats.bytes_in
 
 
 def _discard(staging: object) -> None:
