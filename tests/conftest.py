@@ -302,8 +302,29 @@ def staging_leftovers(alias: str) -> list[str]:
     return sorted(n for n in names if n in (f"{name}__temp", f"{name}__old"))
 
 
+# Tables made with raw SQL are not flushed between tests like the models' are.
+_SCRATCH_TABLES: set[tuple[str, str]] = set()
+
+
+@pytest.fixture(autouse=True)
+def _drop_scratch_tables(django_db_blocker: Any) -> Iterator[None]:
+    """Drop every table :func:`make_big_table` made, so later dumps stay small."""
+    yield
+    with django_db_blocker.unblock():
+        while _SCRATCH_TABLES:
+            alias, table = _SCRATCH_TABLES.pop()
+            try:
+                connections[alias].close()  # a restore may have swapped the database
+                drop_table(alias, table)
+            except Exception:  # the test database may already be gone
+                pass
+            finally:
+                connections[alias].close()
+
+
 def make_big_table(alias: str, table: str, rows: int) -> None:
     """A table of random text (``rows`` rows of ~100 bytes) that dump tools take a while over."""
+    _SCRATCH_TABLES.add((alias, table))
     connection = connections[alias]
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
