@@ -135,8 +135,8 @@ class Bench:
         db: str,
         remote: Path,
         compression: str,
-        level: int = 1,
-        threads: int = -1,
+        level: int | None = None,
+        threads: int | None = None,
     ) -> Sample:
         rss_file = self.work / "rss.txt"
         rss_file.unlink(missing_ok=True)
@@ -146,10 +146,13 @@ class Bench:
             "DRC_BENCH_DIR": str(self.work),
             "DRC_BENCH_REMOTE": str(remote),
             "DRC_BENCH_COMPRESSION": compression,
-            "DRC_BENCH_LEVEL": str(level),
-            "DRC_BENCH_THREADS": str(threads),
             "DRC_BENCH_RSS_FILE": str(rss_file),
         }
+        # Unset means the product's own defaults are measured.
+        if level is not None:
+            env["DRC_BENCH_LEVEL"] = str(level)
+        if threads is not None:
+            env["DRC_BENCH_THREADS"] = str(threads)
         started = time.monotonic()
         proc = subprocess.run(
             [PYTHON, str(HERE / "manage.py"), *args], env=env, capture_output=True, cwd=ROOT

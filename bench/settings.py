@@ -8,8 +8,8 @@ command; nothing here is used by the test suite.
 * ``DRC_BENCH_REMOTE``: the rclone remote (default ``<DRC_BENCH_DIR>/remote``,
   a local directory).
 * ``DRC_BENCH_COMPRESSION``: ``zstd`` (the default) or ``native``.
-* ``DRC_BENCH_LEVEL``: ``COMPRESSION_LEVEL`` (default 1, the product's default).
-* ``DRC_BENCH_THREADS``: ``COMPRESSION_THREADS`` (default -1, the product's default).
+* ``DRC_BENCH_LEVEL``: ``COMPRESSION_LEVEL`` (unset: the product's default).
+* ``DRC_BENCH_THREADS``: ``COMPRESSION_THREADS`` (unset: the product's default).
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ DATABASES = {
 DJANGO_RCLONE = {
     "REMOTE": os.environ.get("DRC_BENCH_REMOTE") or str(BASE / "remote"),
     "COMPRESSION": os.environ.get("DRC_BENCH_COMPRESSION", "zstd"),
-    "COMPRESSION_LEVEL": int(os.environ.get("DRC_BENCH_LEVEL", "1")),
-    "COMPRESSION_THREADS": int(os.environ.get("DRC_BENCH_THREADS", "-1")),
 }
+if "DRC_BENCH_LEVEL" in os.environ:
+    DJANGO_RCLONE["COMPRESSION_LEVEL"] = int(os.environ["DRC_BENCH_LEVEL"])
+if "DRC_BENCH_THREADS" in os.environ:
+    DJANGO_RCLONE["COMPRESSION_THREADS"] = int(os.environ["DRC_BENCH_THREADS"])

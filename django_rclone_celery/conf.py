@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "CONNECTOR_MAPPING": {},
     # Ours, beyond django-rclone's.
     "COMPRESSION": "zstd",
-    "COMPRESSION_LEVEL": 2,
+    "COMPRESSION_LEVEL": 1,
     "COMPRESSION_THREADS": -1,
     "SCHEDULES": {},
     "INSTALL_SCHEDULES": True,
@@ -104,7 +104,7 @@ class Settings:
     connectors: Mapping[str, str] = field(default_factory=dict)
     connector_mapping: Mapping[str, str] = field(default_factory=dict)
     compression: Compression = "zstd"
-    compression_level: int = 2
+    compression_level: int = 1
     compression_threads: int = -1
     schedules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     install_schedules: bool = True
