@@ -17,7 +17,7 @@ DJANGO_RCLONE = {
     "CONNECTORS": {},
     "CONNECTOR_MAPPING": {},
     "COMPRESSION": "zstd",
-    "COMPRESSION_LEVEL": 2,
+    "COMPRESSION_LEVEL": 1,
     "COMPRESSION_THREADS": -1,
     # media backups
     "MEDIA_BACKUP_DIR": "media",
