@@ -35,7 +35,7 @@ class ZstdCompress:
         )
         self._obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes | memoryview) -> bytes:
         return self._obj.compress(data)
 
     def finish(self) -> bytes:
@@ -47,7 +47,7 @@ class ZstdDecompress:
         # Our streams are one frame; its end marker is how truncation is caught.
         self._obj = zstandard.ZstdDecompressor().decompressobj()
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes | memoryview) -> bytes:
         return self._obj.decompress(data)
 
     def finish(self) -> bytes:

@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "CONNECTOR_MAPPING": {},
     # Ours, beyond django-rclone's.
     "COMPRESSION": "zstd",
-    "COMPRESSION_LEVEL": 1,
+    "COMPRESSION_LEVEL": 2,
     "COMPRESSION_THREADS": -1,
     "SCHEDULES": {},
     "INSTALL_SCHEDULES": True,

@@ -72,9 +72,12 @@ class Completed:
 
 
 class Transform(Protocol):
-    """A streaming byte filter (compressor, decompressor) used by :func:`pipe`."""
+    """A streaming byte filter (compressor, decompressor) used by :func:`pipe`.
 
-    def feed(self, data: bytes) -> bytes: ...
+    ``feed`` gets a view of a reused buffer: it must copy what it keeps.
+    """
+
+    def feed(self, data: memoryview) -> bytes | memoryview: ...
 
     def finish(self) -> bytes: ...
 
@@ -253,7 +256,7 @@ def _widen_pipe(pipe: IO[bytes]) -> None:
         fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, CHUNK_SIZE)
 
 
-def _write_all(pipe: IO[bytes], data: bytes) -> None:
+def _write_all(pipe: IO[bytes], data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = pipe.write(view)
@@ -310,13 +313,19 @@ def pipe(
         try:
             assert src.proc.stdout is not None
             assert snk.proc.stdin is not None
-            reader, writer = src.proc.stdout, snk.proc.stdin
+            writer = snk.proc.stdin
+            # One reused buffer, filled with whatever the pipe holds: no 1 MiB
+            # allocation per read, and no waiting for a full chunk.
+            buffer = bytearray(CHUNK_SIZE)
+            view = memoryview(buffer)
+            fd = src.proc.stdout.fileno()
             sink_broke = False
             while True:
-                chunk = reader.read(CHUNK_SIZE)
-                if not chunk:
+                size = os.readv(fd, [buffer])
+                if not size:
                     break
-                bytes_in += len(chunk)
+                chunk = view[:size]
+                bytes_in += size
                 if digest == "source":
                     hasher.update(chunk)
                 out = transform.feed(chunk) if transform else chunk

@@ -127,8 +127,8 @@ def test_run_captures_large_stdout_and_stderr(tmp_path: Path) -> None:
 
 def test_pipe_with_transform_counts_and_hashes_the_chosen_side(tmp_path: Path) -> None:
     class Upper:
-        def feed(self, data: bytes) -> bytes:
-            return data.upper()
+        def feed(self, data: memoryview) -> bytes:
+            return bytes(data).upper()
 
         def finish(self) -> bytes:
             return b"!"
@@ -202,7 +202,7 @@ def test_error_inside_the_stream_loop_kills_both(tmp_path: Path) -> None:
     """A failing transform (e.g. a corrupt zstd frame) or progress callback."""
 
     class Corrupt:
-        def feed(self, data: bytes) -> bytes:
+        def feed(self, data: memoryview) -> bytes:
             wait_for_file(tmp_path / "snk.pid")
             raise ValueError("corrupt frame")
 

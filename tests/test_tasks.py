@@ -146,7 +146,7 @@ def test_a_permanent_rclone_error_fails_at_once(
     assert (run.status, run.attempts) == ("failed", 1)
     # The stage that failed sent it (inside the operation), and only once.
     failed = [s for s in workers.signals() if s["signal"] == "stage_failed"]
-    assert [(s["stage"], s["exception"]) for s in failed] == [("prepare", "RcloneError")]
+    assert [(s["stage"], s["exception"]) for s in failed] == [("dump", "RcloneError")]
 
 
 def test_a_transient_rclone_error_retries_with_backoff_then_fails(

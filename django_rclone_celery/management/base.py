@@ -6,6 +6,7 @@ this package's errors to ``CommandError`` (exit status 1, message on stderr).
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from functools import partial
@@ -31,6 +32,12 @@ class OperationCommand(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", help="Print the result as JSON on stdout."
         )
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        super().run_from_argv(argv)
+        # Only manage.py calls this, and its process ends next: leaving the
+        # objects to the OS instead of collecting them at exit saves ~0.1 s.
+        gc.freeze()
 
     def run_operation(self, func: Callable[..., Any], /, **kwargs: Any) -> Any:
         try:

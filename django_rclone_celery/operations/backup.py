@@ -17,7 +17,7 @@ from ..connectors import Connector, get_connector
 from ..exceptions import RcloneError
 from ..manifest import Manifest
 from ..portable import stream as portable_stream
-from ..rclone import Rclone, join
+from ..rclone import Entry, Rclone, join
 from ..results import BackupResult
 from .catalog import backup_dir, cleanup_backups, sweep_partials
 from .publish import publishing
@@ -26,9 +26,10 @@ from .run import ProgressCallback, Run
 logger = logging.getLogger("django_rclone_celery")
 
 
-def _unique_name(settings: Settings, database: str, ext: str, taken: set[str]) -> str:
+def _unique_name(
+    settings: Settings, database: str, ext: str, taken: set[str], when: datetime
+) -> str:
     """A name no existing object has: two backups in one second must not collide."""
-    when = datetime.now(timezone.utc)
     for _ in range(120):
         name = naming.render(settings, database=database, ext=ext, when=when)
         if name not in taken:
@@ -38,6 +39,12 @@ def _unique_name(settings: Settings, database: str, ext: str, taken: set[str]) -
         if wait > 0:
             time.sleep(wait)
     raise RuntimeError("could not find a free backup name")  # pragma: no cover
+
+
+def _list_and_sweep(rclone: Rclone, directory: str, settings: Settings) -> list[Entry]:
+    entries = rclone.lsjson(directory)
+    sweep_partials(rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit))
+    return entries
 
 
 def _describe(connector: Connector, format: str) -> tuple[dict[str, str], dict[str, int]]:
@@ -84,17 +91,20 @@ def backup_database(
 
     signals.pre_db_backup.send(sender="db_backup", database=database, run_id=run.run_id)
     with run.stage("prepare"):
-        entries = rclone.lsjson(directory)
-        sweep_partials(rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit))
         base = portable_stream.EXTENSION if format == "portable" else connector.extension
         ext = base + suffix(kind)
-        name = _unique_name(settings, database, ext, {e.name for e in entries})
-        final = join(directory, name)
-    # Tool versions and row counts cost process starts and a query: they are
-    # gathered beside the dump rather than before it.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drc-describe") as pool:
+        # Streamed under a provisional name; the final one is settled at publish.
+        started = datetime.now(timezone.utc)
+        provisional = join(
+            directory, naming.render(settings, database=database, ext=ext, when=started)
+        )
+    # The listing (for a free name, and to sweep stale partials), tool versions
+    # and row counts each cost a process start or a query: they run beside
+    # the dump instead of before it.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="drc-backup") as pool:
+        listed = pool.submit(_list_and_sweep, rclone, directory, settings)
         described = pool.submit(_describe, connector, format)
-        with publishing(rclone, final) as publication:
+        with publishing(rclone, provisional) as publication:
             with run.stage("dump"):
                 exact_counts: dict[str, int] | None = None
                 if format == "portable":
@@ -118,6 +128,9 @@ def backup_database(
                         sink_error=RcloneError,
                     )
             with run.stage("publish"):
+                taken = {entry.name for entry in listed.result()}
+                name = _unique_name(settings, database, ext, taken, started)
+                final = join(directory, name)
                 versions, counts = described.result()
                 manifest = Manifest(
                     database=database,
@@ -132,7 +145,7 @@ def backup_database(
                     tool_versions=versions,
                     row_counts=counts if exact_counts is None else exact_counts,
                 )
-                publication.commit(manifest.to_bytes())
+                publication.commit(manifest.to_bytes(), final=final)
 
     signals.post_db_backup.send_robust(
         sender="db_backup", database=database, path=final, size=stats.bytes_out, run_id=run.run_id

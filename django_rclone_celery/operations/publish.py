@@ -46,7 +46,10 @@ class Publication:
     partial: str
     manifest_path: str | None = None
 
-    def commit(self, manifest: bytes | None = None) -> None:
+    def commit(self, manifest: bytes | None = None, *, final: str | None = None) -> None:
+        """Publish under ``final`` (default: the name given at the start)."""
+        if final is not None:
+            self.final = final
         if manifest is not None:
             self.manifest_path = naming.manifest_name(self.final)
             self.rclone.put_bytes(self.manifest_path, manifest)

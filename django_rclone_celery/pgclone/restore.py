@@ -83,7 +83,7 @@ class _Digest:
         self.size = 0
         self.complete = False
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: memoryview) -> memoryview:
         self.hasher.update(data)
         self.size += len(data)
         return data
