@@ -24,6 +24,13 @@ from .exceptions import ConfigurationError
 Compression = Literal["zstd", "native", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("zstd", "native", "none")
 TEMPLATE_FIELDS = frozenset({"database", "datetime", "ext"})
+# Retention rules beyond DB_CLEANUP_KEEP (see retention.py), each with its check id.
+RETENTION_CHECKS = {
+    "django_rclone_celery.E012": "DB_CLEANUP_KEEP_DAILY",
+    "django_rclone_celery.E013": "DB_CLEANUP_KEEP_WEEKLY",
+    "django_rclone_celery.E014": "DB_CLEANUP_KEEP_MONTHLY",
+    "django_rclone_celery.E015": "DB_CLEANUP_KEEP_WITHIN_DAYS",
+}
 
 DEFAULTS: dict[str, Any] = {
     "REMOTE": "",
@@ -38,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "CONNECTORS": {},
     "CONNECTOR_MAPPING": {},
     # Ours, beyond django-rclone's.
+    "DB_CLEANUP_KEEP_DAILY": 0,
+    "DB_CLEANUP_KEEP_WEEKLY": 0,
+    "DB_CLEANUP_KEEP_MONTHLY": 0,
+    "DB_CLEANUP_KEEP_WITHIN_DAYS": 0,
     "COMPRESSION": "zstd",
     "COMPRESSION_LEVEL": 2,
     "COMPRESSION_THREADS": -1,
@@ -62,6 +73,10 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "DB_FILENAME_TEMPLATE": ((str,), "a string"),
     "DB_DATE_FORMAT": ((str,), "a string"),
     "DB_CLEANUP_KEEP": ((int,), "an integer"),
+    "DB_CLEANUP_KEEP_DAILY": ((int,), "an integer"),
+    "DB_CLEANUP_KEEP_WEEKLY": ((int,), "an integer"),
+    "DB_CLEANUP_KEEP_MONTHLY": ((int,), "an integer"),
+    "DB_CLEANUP_KEEP_WITHIN_DAYS": ((int,), "an integer number of days"),
     "MEDIA_BACKUP_DIR": ((str,), "a string"),
     "CONNECTORS": ((dict,), "a dict of alias to dotted path"),
     "CONNECTOR_MAPPING": ((dict,), "a dict of engine to dotted path"),
@@ -100,6 +115,10 @@ class Settings:
     db_filename_template: str = "{database}-{datetime}.{ext}"
     db_date_format: str = "%Y-%m-%d-%H%M%S"
     db_cleanup_keep: int = 10
+    db_cleanup_keep_daily: int = 0
+    db_cleanup_keep_weekly: int = 0
+    db_cleanup_keep_monthly: int = 0
+    db_cleanup_keep_within_days: int = 0
     media_backup_dir: str = "media"
     connectors: Mapping[str, str] = field(default_factory=dict)
     connector_mapping: Mapping[str, str] = field(default_factory=dict)
@@ -203,6 +222,9 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
         )
     if ok("DB_CLEANUP_KEEP") and value["DB_CLEANUP_KEEP"] < 1:
         problems.append(Problem("django_rclone_celery.E006", "DB_CLEANUP_KEEP must be at least 1."))
+    for check_id, key in RETENTION_CHECKS.items():
+        if ok(key) and value[key] < 0:
+            problems.append(Problem(check_id, f"{key} must not be negative.", "0 turns it off."))
     if ok("COMPRESSION") and value["COMPRESSION"] not in COMPRESSIONS:
         problems.append(
             Problem(
@@ -278,6 +300,10 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         db_filename_template=merged["DB_FILENAME_TEMPLATE"],
         db_date_format=merged["DB_DATE_FORMAT"],
         db_cleanup_keep=merged["DB_CLEANUP_KEEP"],
+        db_cleanup_keep_daily=merged["DB_CLEANUP_KEEP_DAILY"],
+        db_cleanup_keep_weekly=merged["DB_CLEANUP_KEEP_WEEKLY"],
+        db_cleanup_keep_monthly=merged["DB_CLEANUP_KEEP_MONTHLY"],
+        db_cleanup_keep_within_days=merged["DB_CLEANUP_KEEP_WITHIN_DAYS"],
         media_backup_dir=merged["MEDIA_BACKUP_DIR"].strip("/"),
         connectors=dict(merged["CONNECTORS"]),
         connector_mapping=dict(merged["CONNECTOR_MAPPING"]),

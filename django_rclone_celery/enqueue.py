@@ -26,6 +26,7 @@ TASKS = {
     "db_backup": "django_rclone_celery.db_backup",
     "db_restore": "django_rclone_celery.db_restore",
     "db_cleanup": "django_rclone_celery.db_cleanup",
+    "db_verify": "django_rclone_celery.db_verify",
     "media_backup": "django_rclone_celery.media_backup",
     "media_restore": "django_rclone_celery.media_restore",
     "pgclone_dump": "django_rclone_celery.pgclone_dump",

@@ -23,6 +23,7 @@ class Operation(models.TextChoices):
     DB_BACKUP = "db_backup"
     DB_RESTORE = "db_restore"
     DB_CLEANUP = "db_cleanup"
+    DB_VERIFY = "db_verify"
     MEDIA_BACKUP = "media_backup"
     MEDIA_RESTORE = "media_restore"
     PGCLONE_DUMP = "pgclone_dump"

@@ -54,6 +54,29 @@ class RestoreResult(_Result):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerifyResult(_Result):
+    """A backup that passed verification. ``checks`` names what was checked
+    (``size``, ``sha256``, ``zstd``, ``pg_restore``, ``end marker``, ``portable``,
+    ``restore``); ``notes`` says what could not be, and why."""
+
+    database: str
+    path: str
+    name: str
+    size: int  # bytes read
+    sha256: str  # of the bytes read
+    compression: str
+    format: str
+    verified: bool  # size and sha256 matched the manifest
+    restored: bool  # a trial restore into a staged copy succeeded (and was dropped)
+    checks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    duration: float
+    run_id: str
+    operation: str = "db_verify"
+    status: str = "succeeded"
+
+
+@dataclass(frozen=True, kw_only=True)
 class BackupInfo(_Result):
     database: str
     name: str
@@ -72,6 +95,10 @@ class CleanupResult(_Result):
     run_id: str
     operation: str = "db_cleanup"
     status: str = "succeeded"
+    # Kept name -> the retention rules that keep it ("last", "daily", ...; see retention.py).
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+    # True when nothing was deleted: ``deleted`` is what a real run would delete.
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,6 +40,7 @@ KNOWN_TASKS = frozenset(
         "media_backup",
         "media_restore",
         "db_cleanup",
+        "db_verify",
         "pgclone_dump",
         "pgclone_restore",
         "pgclone_copy",

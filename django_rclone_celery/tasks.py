@@ -42,6 +42,7 @@ from .operations import (
     cleanup_backups,
     restore_database,
     restore_media,
+    verify_backup,
 )
 
 logger = logging.getLogger("django_rclone_celery")
@@ -406,8 +407,13 @@ def db_restore(
     input_path: str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
+    from_database: str | None = None,
 ) -> dict[str, Any]:
-    """Restore ``database`` from ``input_path`` (default: its latest backup). At most once."""
+    """Restore ``database`` from ``input_path`` (default: its latest backup). At most once.
+
+    ``from_database`` restores another alias's backups into ``database``; the
+    run is recorded and locked under ``database``, the one being replaced.
+    """
     return run_operation(
         self,
         Operation.DB_RESTORE,
@@ -418,6 +424,7 @@ def db_restore(
         at_most_once=True,
         database=database,
         input_path=input_path,
+        from_database=from_database,
     )
 
 
@@ -440,6 +447,38 @@ def db_cleanup(
         idempotency_key=idempotency_key,
         database=database,
         keep=keep,
+    )
+
+
+@shared_task(bind=True, base=OperationTask, name="django_rclone_celery.db_verify")
+def db_verify(
+    self: Task,  # type: ignore[type-arg]
+    *,
+    database: str = "default",
+    input_path: str | None = None,
+    from_database: str | None = None,
+    restore: bool = False,
+    slot: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Verify ``input_path`` (default: the latest backup) of ``database``; see ``verify_backup``.
+
+    Read-only, so it may run again after a lost worker (acks late). It holds
+    the database's lease like every run: ``restore=True`` stages a scratch
+    copy where a restore would, and whoever takes a database's lease marks
+    every other running row of that database abandoned.
+    """
+    return run_operation(
+        self,
+        Operation.DB_VERIFY,
+        database,
+        verify_backup,
+        slot=slot,
+        idempotency_key=idempotency_key,
+        database=database,
+        input_path=input_path,
+        from_database=from_database,
+        restore=restore,
     )
 
 

@@ -22,7 +22,6 @@ from tests.celery_redis import (  # noqa: F401
     celery_config,
     celery_includes,
     no_project_app,
-    redis_server,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])

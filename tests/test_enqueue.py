@@ -21,7 +21,8 @@ from django.db import transaction
 from django_rclone_celery import signals
 from django_rclone_celery.enqueue import CeleryNotConfigured, enqueue_on_commit, project_app
 from django_rclone_celery.models import BackupRun
-from tests.celery_redis import RedisServer, celery_config, celery_includes, redis_server  # noqa: F401
+from tests.celery_redis import celery_config, celery_includes  # noqa: F401
+from tests.workers import EMBEDDED_BROKER_DB, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK_ID = re.compile(r"as task ([0-9a-f]{32})")
@@ -168,9 +169,9 @@ def test_enqueue_and_wait_are_exclusive() -> None:
 def test_on_commit_sends_only_after_commit(
     celery_app: Any,
     depends_on_current_app: Any,
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
-    queue = redis_server.client(0)
+    queue = redis_server.client(EMBEDDED_BROKER_DB)
     queue.delete("celery")
     with transaction.atomic():
         enqueue_on_commit("media_backup")
@@ -225,9 +226,9 @@ def test_without_the_project_app_the_command_says_so(tmp_path: Path) -> None:
 def test_wait_without_result_backend_queues_nothing(
     celery_app: Any,
     depends_on_current_app: Any,
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
-    queue = redis_server.client(0)
+    queue = redis_server.client(EMBEDDED_BROKER_DB)
     queue.delete("celery")
     with pytest.raises(CommandError, match="needs a Celery result backend"):
         call_command("mediabackup", "--wait")

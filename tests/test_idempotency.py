@@ -279,15 +279,18 @@ def test_a_file_lease_is_exclusive_and_dies_with_its_holder(
         "print('locked', flush=True)\n"
         "time.sleep(600)\n"
     )
-    proc = subprocess.Popen(
+    # The with block closes the stdout pipe; finally kills the holder even if an assert fails.
+    with subprocess.Popen(
         [sys.executable, "-c", code, str(tmp_path / "pg.lock")], stdout=subprocess.PIPE
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"locked\n"
-    assert second.holder() == "dead-token"
-    assert not second.acquire()
-    proc.kill()
-    proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == b"locked\n"
+            assert second.holder() == "dead-token"
+            assert not second.acquire()
+        finally:
+            proc.kill()
+            proc.wait()
     assert second.holder() is None
     assert second.acquire()
     assert second.holder() == second.token

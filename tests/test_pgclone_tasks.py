@@ -11,7 +11,7 @@ from django.db import connections
 from django_rclone_celery import pgclone
 from django_rclone_celery.models import BackupRun
 from tests.conftest import damage, populate, snapshot
-from tests.workers import lock_config, redis_server, task_app, wait_for, workers  # noqa: F401
+from tests.workers import wait_for
 
 pytestmark = [
     pytest.mark.postgres,
@@ -32,8 +32,8 @@ def _drop_beside_live() -> None:
 
 
 def test_dump_restore_and_copy_tasks_run_on_a_worker(
-    task_app: Any,  # noqa: F811 - the fixture imported above
-    workers: Any,  # noqa: F811
+    task_app: Any,
+    workers: Any,
     remote_dir: Path,
     settings: Any,
 ) -> None:

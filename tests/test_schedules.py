@@ -28,7 +28,8 @@ from django_rclone_celery.schedules import (
     load_specs,
     spec_for,
 )
-from tests.celery_redis import RedisServer, celery_config, celery_includes, redis_server  # noqa: F401
+from tests.celery_redis import celery_config, celery_includes  # noqa: F401
+from tests.workers import EMBEDDED_BROKER_DB, RedisServer
 
 NIGHTLY = {
     "task": "django_rclone_celery.db_backup",
@@ -290,13 +291,13 @@ def test_database_scheduler_sends_a_synced_row(
     schedules: Any,
     celery_app: Any,
     depends_on_current_app: Any,
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """django-celery-beat's own scheduler reads the row and sends it to the broker."""
     from django_celery_beat.schedulers import DatabaseScheduler
 
     call_command("backup_schedules", stdout=StringIO())
-    queue = redis_server.client(0)
+    queue = redis_server.client(EMBEDDED_BROKER_DB)
     queue.delete("celery")
     scheduler = DatabaseScheduler(app=celery_app, lazy=True)
     entry = scheduler.schedule[PREFIX + "retention"]

@@ -1,11 +1,15 @@
 """A throwaway Redis server and real ``celery worker`` processes, for the task tests.
 
-Fixtures (import them into a test module: ``from tests.workers import ...``)
-    ``redis_server``  (session) ``redis-server`` on a free loopback port, no
-                      persistence; stopped by PID at the end. DB 0 is the
-                      broker, 1 the result backend, 2 the lease locks.
+Fixtures (registered for every test module by ``pytest_plugins`` in
+``tests/conftest.py``: request them by name, never import them into a test
+module, or pytest registers a second copy there and a session fixture such as
+``redis_server`` would run twice)
+    ``redis_server``  (session) the one throwaway ``redis-server`` of the test
+                      session: 127.0.0.1 on a free port, no persistence;
+                      stopped by PID at the end. Its databases are shared out
+                      below (``BROKER_DB`` ... ``DEMO_DB``).
     ``task_app``      the test project's Celery app (``tests.celery_app``) pointed
-                      at ``redis_server``, with Redis flushed for a clean queue.
+                      at ``redis_server``, with its databases flushed for a clean queue.
     ``lock_config``   ``DJANGO_RCLONE`` of this test: ``LOCK_URL`` on
                       ``redis_server``, short lease TTL and retry delay.
     ``workers``       ``workers.start(name, ...)`` starts a ``celery -A
@@ -35,27 +39,85 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from django.db import connections
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-BROKER_DB, BACKEND_DB, LOCK_DB = 0, 1, 2
+# One Redis serves every kind of Celery test; each kind keeps to its own
+# databases, so leftovers of one (say, a message a killed worker never acked)
+# never reach the queue another kind of test reads.
+BROKER_DB, BACKEND_DB, LOCK_DB = 0, 1, 2  # task_app and the worker subprocesses
+EMBEDDED_BROKER_DB, EMBEDDED_BACKEND_DB = 3, 4  # celery.contrib.pytest (tests/celery_redis.py)
+DEMO_DB = 5  # the example project's demo (tests/test_demo.py)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RedisServer:
     port: int
-    proc: subprocess.Popen[bytes]
+    pid: int
 
     def url(self, db: int) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
-    def client(self, db: int = 0) -> Any:
-        import redis
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db)
 
-        return redis.Redis.from_url(self.url(db))
+
+def _start_redis(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``redis-server`` on 127.0.0.1 and a free port; retried if another program took the port."""
+    for _attempt in range(3):
+        port = free_port()
+        with open(directory / "redis.log", "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(directory),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+            try:
+                server_pid = probe.info("server")["process_id"]
+            except redis.ConnectionError:  # not listening yet
+                time.sleep(0.05)
+                continue
+            except redis.RedisError:  # something else answers on this port
+                break
+            finally:
+                probe.close()
+            # Our server, not another program that took the port first.
+            if server_pid == proc.pid:
+                return proc, port
+            break
+        _stop(proc)
+    log_text = (directory / "redis.log").read_text(errors="replace")
+    pytest.fail(f"redis-server did not start:\n{log_text[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with _suppress_lookup():
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with _suppress_lookup():
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -63,41 +125,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server not found (apt-get install redis-server)")
-    directory = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    with open(directory / "redis.log", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc, port = _start_redis(binary, tmp_path_factory.mktemp("redis"))
     try:
-        wait_for_port(port)
-        yield RedisServer(port, proc)
+        yield RedisServer(port=port, pid=proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 @pytest.fixture
 def task_app(redis_server: RedisServer) -> Any:
-    redis_server.client().flushall()
+    for db in (BROKER_DB, BACKEND_DB, LOCK_DB):
+        redis_server.client(db).flushdb()
     from tests.celery_app import app
 
     # Another module's tests may have used this app with another broker: drop

@@ -7,6 +7,7 @@ from .catalog import cleanup_backups, list_backups
 from .media import backup_media, list_media, restore_media
 from .restore import restore_database
 from .run import Progress, ProgressCallback, Run
+from .verify import verify_backup
 
 __all__ = [
     "Progress",
@@ -19,4 +20,5 @@ __all__ = [
     "list_media",
     "restore_database",
     "restore_media",
+    "verify_backup",
 ]

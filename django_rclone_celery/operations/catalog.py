@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from django.db import connections
 
-from .. import naming
+from .. import naming, retention
 from ..conf import Settings, get_settings
 from ..rclone import Entry, Rclone, join
 from ..results import BackupInfo, CleanupResult
@@ -84,29 +84,38 @@ def cleanup_backups(
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
 ) -> CleanupResult:
-    """Keep the newest ``keep`` backups of ``database`` (``DB_CLEANUP_KEEP``), delete the rest."""
-    settings = settings or get_settings()
-    keep = settings.db_cleanup_keep if keep is None else keep
-    if keep < 1:
-        from ..exceptions import ConfigurationError
+    """Delete the backups of ``database`` that no retention rule keeps (see :mod:`retention`).
 
-        raise ConfigurationError("keep must be at least 1")
+    ``keep`` overrides ``DB_CLEANUP_KEEP``; the ``DB_CLEANUP_KEEP_*`` rules still
+    apply. ``dry_run`` deletes nothing and reports what would be deleted. ``now``
+    (default: the current time) is what ``DB_CLEANUP_KEEP_WITHIN_DAYS`` counts back from.
+    """
+    settings = settings or get_settings()
+    policy = retention.Policy.from_settings(settings, keep=keep)  # refuses keep < 1
     run = Run.start("db_cleanup", database, run_id, progress)
     rclone = Rclone(settings)
     directory = backup_dir(settings)
     with run.stage("cleanup"):
         entries = rclone.lsjson(directory)
         backups = _classify(entries, settings, database, directory)
-        kept, doomed = backups[:keep], backups[keep:]
+        plan = retention.plan(backups, policy, now or datetime.now(timezone.utc))
         names = {e.name for e in entries}
-        victims = [b.name for b in doomed]
+        victims = [b.name for b in plan.deleted]
+        # A manifest goes with its backup.
         victims += [naming.manifest_name(n) for n in victims if naming.manifest_name(n) in names]
-        rclone.delete_many(directory, victims)
-        sweep_partials(rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit))
+        if not dry_run:
+            rclone.delete_many(directory, victims)
+            sweep_partials(
+                rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit)
+            )
     return CleanupResult(
         database=database,
-        kept=[b.name for b in kept],
-        deleted=[b.name for b in doomed],
+        kept=[k.backup.name for k in plan.kept],
+        deleted=[b.name for b in plan.deleted],
         run_id=run.run_id,
+        reasons={k.backup.name: list(k.reasons) for k in plan.kept},
+        dry_run=dry_run,
     )

@@ -97,10 +97,37 @@ def check_manifest(manifest: Manifest, connector: Connector, name: str) -> None:
     if manifest.format == "native" and manifest.vendor != connector.vendor:
         raise InvalidBackup(
             f"{name!r} is a {manifest.vendor} backup; database {connector.alias!r} "
-            f"is {connector.vendor}: refusing to restore across engines"
+            f"is {connector.vendor}: refusing to restore across engines "
+            "(only a portable backup can go across engines)"
         )
     if manifest.compression not in ("zstd", "native", "none"):
         raise InvalidBackup(f"{name!r} uses unknown compression {manifest.compression!r}")
+
+
+def select_backup(
+    database: str,
+    *,
+    input_path: str | None = None,
+    from_database: str | None = None,
+    settings: Settings | None = None,
+) -> tuple[str, int | None, Manifest]:
+    """The backup a restore of ``database`` would load: its name, size and manifest.
+
+    ``from_database`` picks that alias's backups instead. Refuses an unknown
+    alias, a missing backup and a backup ``database``'s engine cannot load,
+    all before anything is touched.
+    """
+    settings = settings or get_settings()
+    connector = get_connector(database, settings)
+    source = from_database or database
+    # The source's connector says what made a manifest-less (django-rclone)
+    # backup; an unknown source alias fails here with a ConfigurationError.
+    made_by = connector if source == database else get_connector(source, settings)
+    name, size = resolve_backup(source, input_path, settings)
+    path = join(backup_dir(settings), name)
+    manifest = read_manifest(Rclone(settings), path) or _legacy_manifest(made_by, name, source)
+    check_manifest(manifest, connector, name)
+    return name, size, manifest
 
 
 def restore_database(
@@ -118,8 +145,10 @@ def restore_database(
     swapped in. If anything fails the staged copy is dropped and the live
     database is exactly as it was. A portable backup is loaded in one
     transaction instead, with the same all-or-nothing result.
-    ``from_database`` picks the backups of another alias (e.g. a SQLite
-    project's portable backup restored into PostgreSQL).
+    ``from_database`` picks the backups of another alias (production's
+    backup into staging, a SQLite project's portable backup into PostgreSQL);
+    ``database`` is still the one replaced. A native backup must come from
+    the same engine as ``database``.
     """
     settings = settings or get_settings()
     connector = get_connector(database, settings)
@@ -127,10 +156,10 @@ def restore_database(
     rclone = Rclone(settings)
 
     with run.stage("select"):
-        name, size = resolve_backup(from_database or database, input_path, settings)
+        name, size, manifest = select_backup(
+            database, input_path=input_path, from_database=from_database, settings=settings
+        )
         path = join(backup_dir(settings), name)
-        manifest = read_manifest(rclone, path) or _legacy_manifest(connector, name, database)
-        check_manifest(manifest, connector, name)
 
     signals.pre_db_restore.send(
         sender="db_restore", database=database, path=path, run_id=run.run_id

@@ -18,7 +18,8 @@ class Command(QueueableCommand):
         parser.add_argument(
             "--clean",
             action="store_true",
-            help="Afterwards keep only the newest DB_CLEANUP_KEEP backups of this database.",
+            help="Afterwards apply the retention policy (DB_CLEANUP_KEEP and the "
+            "DB_CLEANUP_KEEP_* rules) to this database's backups.",
         )
         parser.add_argument(
             "--compression",

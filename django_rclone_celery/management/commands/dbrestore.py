@@ -6,7 +6,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
 from ...operations import restore_database
-from ...operations.restore import resolve_backup
+from ...operations.restore import select_backup
 from ..base import QueueableCommand
 
 
@@ -21,6 +21,11 @@ class Command(QueueableCommand):
         )
         parser.add_argument(
             "-i", "--input-path", help="Backup name inside DB_BACKUP_DIR (default: the latest)."
+        )
+        parser.add_argument(
+            "--from-database",
+            metavar="ALIAS",
+            help="Restore the backups of another alias into -d (e.g. production's into staging).",
         )
         parser.add_argument(
             "--noinput",
@@ -39,27 +44,45 @@ class Command(QueueableCommand):
                     f"several databases are configured ({', '.join(aliases)}): choose one with -d"
                 )
             database = aliases[0]
+        source = options["from_database"]
+        if source == database:
+            source = None
+        if source is not None and source not in connections.settings:
+            # Also before --enqueue: the worker would only fail with the same error.
+            known = ", ".join(sorted(connections.settings))
+            raise CommandError(
+                f"unknown database alias {source!r} for --from-database (configured: {known})"
+            )
         if options["interactive"]:
             from ...conf import get_settings
 
-            name, _ = self.run_operation(
-                resolve_backup,
+            # Checked like the restore will (alias, name, engine), so a backup
+            # that would be refused is never offered.
+            name, _, _ = self.run_operation(
+                select_backup,
                 database=database,
                 input_path=options["input_path"],
+                from_database=source,
                 settings=self.run_operation(get_settings),
             )
+            origin = f", a backup of database {source!r}" if source else ""
             answer = input(
-                f"Restore database {database!r} from {name}? "
-                "Its current contents will be replaced. [y/N] "
+                f"Restore database {database!r} from {name}{origin}? "
+                f"The current contents of {database!r} will be replaced. [y/N] "
             )
             if answer.strip().lower() not in ("y", "yes"):
                 self.stdout.write("Restore cancelled.")
                 return
             # The worker must restore exactly the backup that was confirmed.
             options["input_path"] = name
-        if self.hand_off(options, database=database, input_path=options["input_path"]):
+        # Sent only when set, so the message stays readable by workers that predate it.
+        extra = {"from_database": source} if source else {}
+        if self.hand_off(options, database=database, input_path=options["input_path"], **extra):
             return
         result = self.run_operation(
-            restore_database, database=database, input_path=options["input_path"]
+            restore_database,
+            database=database,
+            input_path=options["input_path"],
+            from_database=source,
         )
         self.emit(result, f"Restored {result.database} from {result.name}", options)

@@ -1,0 +1,367 @@
+"""Backup verification: read a backup end to end, without touching any database.
+
+The backup is picked exactly as a restore picks it (``restore.py``), then
+streamed once with ``rclone cat`` and checked on the way:
+
+1. its size and sha256 against the manifest (django-rclone's backups have
+   none: that is noted, not failed);
+2. a zstd stream must decode to the end of its frame (truncation);
+3. the engine's own reader where one is cheap: ``pg_restore --file=-`` reads
+   a custom-format archive through every data block into nothing (``--list``
+   would stop after the table of contents and pass a truncated archive);
+   mysqldump's last line is ``-- Dump completed``, ``sqlite3 .dump``'s is
+   ``COMMIT;``; a portable backup goes through the portable reader, and its
+   row counts must match the manifest's. MongoDB archives are not parsed.
+
+``restore=True`` then restores it into the connector's staged copy, checks
+that copy and drops it instead of swapping it in: the live database is
+never written. Nothing goes through local disk; memory stays at one chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import IO, cast
+
+import zstandard
+
+from .. import process
+from ..compression import decompressor
+from ..conf import Settings, get_settings
+from ..connectors import Connector, get_connector
+from ..exceptions import (
+    BackupNotFound,
+    InvalidBackup,
+    ProcessError,
+    RcloneError,
+    RestoreError,
+)
+from ..manifest import Manifest
+from ..portable import format as portable_format
+from ..portable import stream as portable_stream
+from ..process import CHUNK_SIZE, Command
+from ..rclone import Rclone, join
+from ..results import VerifyResult
+from .catalog import backup_dir
+from .restore import _discard, _legacy_manifest, check_manifest, read_manifest, resolve_backup
+from .run import ProgressCallback, Run
+
+logger = logging.getLogger("django_rclone_celery")
+
+OPERATION = "db_verify"
+TAIL_KEEP = 4096  # bytes of decoded output kept to find a dump's last line
+_NOT_FOUND = (3, 4)  # rclone: directory / file not found
+
+
+class _Stop(Exception):
+    """The stream cannot be decoded any further; the reason is already recorded."""
+
+
+class _Tap:
+    """The stored bytes as read from rclone, hashed and counted on the way."""
+
+    def __init__(self, raw: IO[bytes], progress: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self._progress = progress
+        self.size = 0
+
+    def read(self, size: int = CHUNK_SIZE) -> bytes:
+        chunk = self._raw.read(size)
+        if chunk:
+            self._hash.update(chunk)
+            self.size += len(chunk)
+            self._progress(self.size)
+        return chunk
+
+    def drain(self) -> None:
+        """Hash what a failed decoder left unread: the checksum verdict still counts."""
+        while self.read(CHUNK_SIZE):
+            pass
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def verify_backup(
+    database: str = "default",
+    *,
+    input_path: str | None = None,
+    from_database: str | None = None,
+    restore: bool = False,
+    run_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    settings: Settings | None = None,
+) -> VerifyResult:
+    """Check that the latest backup of ``database`` (or ``input_path``) is whole and readable.
+
+    Raises :class:`InvalidBackup` if it is not (every problem found is named,
+    checksum first), :class:`BackupNotFound` if there is none, ``RcloneError``
+    if it cannot be read, :class:`RestoreError` if the trial restore fails.
+    ``from_database`` picks the backups of another alias, as for a restore.
+    """
+    settings = settings or get_settings()
+    connector = get_connector(database, settings)
+    source = from_database or database
+    run = Run.start(OPERATION, database, run_id, progress)
+    rclone = Rclone(settings)
+
+    with run.stage("select"):
+        name, size = resolve_backup(source, input_path, settings)
+        path = join(backup_dir(settings), name)
+        found = read_manifest(rclone, path)
+        manifest = found or _legacy_manifest(connector, name, source)
+        check_manifest(manifest, connector, name)
+
+    checks: list[str] = []
+    notes: list[str] = []
+    with run.stage("verify", bytes_total=manifest.size or size):
+        read, sha256 = _read_and_check(run, rclone, connector, path, name, manifest, size)
+    if found is None:
+        notes.append(
+            "no manifest (a django-rclone backup): its size and sha256 could not be checked"
+        )
+    elif manifest.sha256:
+        checks += ["size", "sha256"]
+    else:
+        notes.append("its manifest has no sha256: the checksum could not be checked")
+    checks += _structure_checks(connector, manifest)
+    notes += _structure_notes(connector, manifest)
+
+    restored = False
+    if restore:
+        reason = _why_no_trial(connector, manifest)
+        if reason:
+            notes.append(f"trial restore skipped: {reason}")
+        else:
+            _trial_restore(run, rclone, connector, path, name, manifest, size)
+            restored = True
+            checks.append("restore")
+
+    for note in notes:
+        logger.warning("db_verify %s: %s: %s", database, name, note)
+    return VerifyResult(
+        database=database,
+        path=path,
+        name=name,
+        size=read,
+        sha256=sha256,
+        compression=manifest.compression,
+        format=manifest.format,
+        verified=bool(manifest.sha256),
+        restored=restored,
+        checks=checks,
+        notes=notes,
+        duration=run.elapsed,
+        run_id=run.run_id,
+    )
+
+
+def _structure_checks(connector: Connector, manifest: Manifest) -> list[str]:
+    """Names of the checks :func:`_read_and_check` passed beside the checksum."""
+    done = ["zstd"] if manifest.compression == "zstd" else []
+    if manifest.format == "portable":
+        return [*done, "portable"]
+    if connector.vendor == "postgresql":
+        return [*done, "pg_restore"]
+    if connector.vendor in ("mysql", "sqlite"):
+        return [*done, "end marker"]
+    return done
+
+
+def _structure_notes(connector: Connector, manifest: Manifest) -> list[str]:
+    if manifest.format == "portable" or connector.vendor in ("postgresql", "mysql", "sqlite"):
+        return []
+    if connector.vendor == "mongodb":
+        return ["MongoDB archives are not parsed: only the checksum and compression were checked"]
+    return [f"no structural check for {connector.vendor} backups"]
+
+
+def _read_and_check(
+    run: Run,
+    rclone: Rclone,
+    connector: Connector,
+    path: str,
+    name: str,
+    manifest: Manifest,
+    size: int | None,
+) -> tuple[int, str]:
+    """Stream the backup once through every check; returns the bytes read and their sha256."""
+    problems: list[str] = []
+    try:
+        with process.read_from(rclone.cat(path), error=RcloneError) as raw:
+            tap = _Tap(raw, run.byte_counter(manifest.size or size))
+            if manifest.format == "portable":
+                problem = _scan_portable(tap, manifest, name)
+            else:
+                problem = _scan_native(tap, connector, manifest)
+            tap.drain()
+    except RcloneError as exc:
+        if exc.returncode in _NOT_FOUND:
+            raise BackupNotFound(f"backup {name!r} does not exist") from exc
+        raise
+    # The checksum first: if the bytes are not the ones uploaded, that explains the rest.
+    if manifest.sha256:
+        if manifest.size and tap.size != manifest.size:
+            problems.append(f"its size is {tap.size} bytes, its manifest says {manifest.size}")
+        if tap.sha256 != manifest.sha256:
+            problems.append("its checksum does not match its manifest (sha256)")
+    if problem:
+        problems.append(problem)
+    if problems:
+        raise InvalidBackup(f"{name!r} failed verification: " + "; ".join(problems))
+    return tap.size, tap.sha256
+
+
+def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | None:
+    """Decode the dump and run the engine's check on it; returns what is wrong, if anything."""
+    unpack = decompressor(manifest.compression)  # type: ignore[arg-type]
+    tail = b""
+    damage: list[str] = []
+
+    def decoded() -> Iterator[bytes]:
+        nonlocal tail
+        while chunk := tap.read(CHUNK_SIZE):
+            try:
+                out = bytes(unpack.feed(memoryview(chunk))) if unpack else chunk
+            except zstandard.ZstdError as exc:
+                damage.append(f"its zstd stream is corrupt ({exc})")
+                raise _Stop from None
+            if out:
+                tail = out[-TAIL_KEEP:] if len(out) >= TAIL_KEEP else (tail + out)[-TAIL_KEEP:]
+                yield out
+        if unpack:
+            try:
+                unpack.finish()
+            except zstandard.ZstdError:
+                damage.append("its zstd stream ends before the end of its frame (truncated)")
+                raise _Stop from None
+
+    stream = decoded()
+    structure: str | None = None
+    try:
+        if connector.vendor == "postgresql":
+            structure = _pg_restore_reads(connector, stream)
+        for _ in stream:  # whatever the engine's reader left
+            pass
+    except _Stop:
+        pass
+    if damage:
+        return damage[0]
+    if structure:
+        return structure
+    return _end_marker_problem(connector.vendor, tail)
+
+
+def _pg_restore_reads(connector: Connector, stream: Iterator[bytes]) -> str | None:
+    """Feed the archive to ``pg_restore`` writing its script to nowhere (no database)."""
+    reader = Command(argv=(connector.restore_tool, "--file=-"))
+    try:
+        process.pipe_into(reader, lambda: stream)
+    except ProcessError as exc:
+        if exc.returncode == 127:  # no pg_restore here: not the backup's fault
+            raise
+        return f"pg_restore cannot read it as a custom-format archive: {exc}"
+    return None
+
+
+def _end_marker_problem(vendor: str, tail: bytes) -> str | None:
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    last = lines[-1] if lines else b""
+    if vendor == "mysql" and not last.startswith(b"-- Dump completed"):
+        return "it does not end with mysqldump's '-- Dump completed' line (cut short)"
+    if vendor == "sqlite" and last != b"COMMIT;":
+        return "it does not end with sqlite3's final 'COMMIT;' (cut short or dumped with errors)"
+    return None
+
+
+def _scan_portable(tap: _Tap, manifest: Manifest, name: str) -> str | None:
+    """Read every section and record; the row counts must be the manifest's."""
+    counts: dict[str, int] = {}
+    try:
+        # checked_lines only calls read(): the tap is file enough.
+        lines = portable_stream.checked_lines(
+            cast(IO[bytes], tap), compressed=manifest.compression == "zstd", name=name
+        )
+        for header, records in portable_format.sections(lines, name):
+            width = len(header.fields)
+            rows = 0
+            for number, values in records:
+                if len(values) != width:
+                    return (
+                        f"line {number} of table {header.table} has {len(values)} values "
+                        f"for {width} fields"
+                    )
+                rows += 1
+            counts[header.table] = counts.get(header.table, 0) + rows
+    except InvalidBackup as exc:  # PortableFormatError: bad line, cut short, bad zstd
+        return str(exc)
+    if manifest.row_counts and counts != manifest.row_counts:
+        differ = sorted(set(counts) ^ set(manifest.row_counts)) + sorted(
+            t for t in set(counts) & set(manifest.row_counts) if counts[t] != manifest.row_counts[t]
+        )
+        shown = ", ".join(
+            f"{t}: {counts.get(t, 'missing')} (manifest: {manifest.row_counts.get(t, 'missing')})"
+            for t in differ[:5]
+        )
+        return f"its row counts differ from its manifest's: {shown}"
+    return None
+
+
+def _why_no_trial(connector: Connector, manifest: Manifest) -> str:
+    if manifest.format == "portable":
+        return "a portable backup loads through the models into a migrated database; use dbrestore"
+    if connector.staging().target == connector.name:
+        # No staged copy (MongoDB): the restore tool would write into the live database.
+        return f"{connector.vendor} restores in place, which would change the live database"
+    return ""
+
+
+def _trial_restore(
+    run: Run,
+    rclone: Rclone,
+    connector: Connector,
+    path: str,
+    name: str,
+    manifest: Manifest,
+    size: int | None,
+) -> None:
+    """Restore into the staged copy and check it, then drop it: never swap."""
+    staging = connector.staging()
+    try:
+        with run.stage("prepare"):
+            staging.prepare()
+        with run.stage("restore", bytes_total=manifest.size or size):
+            stats = process.pipe(
+                rclone.cat(path),
+                connector.restore_command(staging.target),
+                transform=decompressor(manifest.compression),  # type: ignore[arg-type]
+                digest="source",
+                progress=run.byte_counter(manifest.size or size),
+                source_error=RcloneError,
+            )
+            if manifest.sha256 and stats.sha256 != manifest.sha256:
+                raise InvalidBackup(
+                    f"{name!r} changed while it was verified: its checksum no longer matches"
+                )
+        with run.stage("check"):
+            staging.check()
+    except BaseException as exc:
+        _discard(staging)
+        if isinstance(exc, RcloneError) and exc.returncode in _NOT_FOUND:
+            raise BackupNotFound(f"backup {name!r} does not exist") from exc
+        if isinstance(exc, zstandard.ZstdError):
+            raise InvalidBackup(f"{name!r} failed its trial restore: {exc}") from exc
+        if isinstance(exc, (RcloneError, InvalidBackup, RestoreError)) or not isinstance(
+            exc, Exception
+        ):
+            raise
+        raise RestoreError(
+            f"trial restore of {name!r} into {connector.alias!r}'s staged copy failed "
+            f"(the live database was not touched): {exc}"
+        ) from exc
+    with run.stage("discard"):
+        staging.discard()

@@ -1,0 +1,290 @@
+"""Restoring one alias's backups into another database (``--from-database``).
+
+"Restore production's backup into staging": the backups of alias ``pg`` go
+into alias ``gis`` (also PostgreSQL, with PostGIS). Real PostgreSQL, MariaDB
+and SQLite databases, the real rclone binary on a local-directory remote, and
+real Celery workers for the task; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+
+from django_rclone_celery import locks, process
+from django_rclone_celery.exceptions import ConfigurationError, InvalidBackup
+from django_rclone_celery.models import BackupRun
+from django_rclone_celery.operations import backup_database, list_backups, restore_database
+from django_rclone_celery.process import Command
+from tests.conftest import damage, populate, snapshot, staging_leftovers
+from tests.test_roundtrip import _legacy_dump_argv
+from tests.workers import wait_for
+
+RESTORE = "django_rclone_celery.db_restore"
+PG_AND_GIS = pytest.mark.django_db(transaction=True, databases=["pg", "gis"])
+
+
+def call(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def read(alias: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of ``alias`` as a new session sees them (a restore may have swapped it)."""
+    connections[alias].close()
+    return snapshot(alias)
+
+
+def staging_data(alias: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows for the target that differ from whatever ``populate`` gives the source."""
+    populate(alias, authors=2, books=1)
+    damage(alias)
+    return snapshot(alias)
+
+
+def postgis_version(alias: str) -> str:
+    connections[alias].close()
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT postgis_lib_version()")
+        return str(cursor.fetchone()[0])
+
+
+@PG_AND_GIS
+def test_dbrestore_from_database_puts_the_source_rows_into_the_target(remote_dir: Path) -> None:
+    populate("pg")
+    production = snapshot("pg")
+    backup = backup_database("pg")
+    staging = staging_data("gis")
+    assert staging != production
+
+    text = call("dbrestore", "-d", "gis", "--from-database", "pg", "--noinput")
+
+    assert f"Restored gis from {backup.name}" in text
+    assert read("gis") == production
+    assert read("pg") == production  # the source is only read
+    assert staging_leftovers("gis") == []
+    # The target keeps what its own engine needs: a plain PostgreSQL dump
+    # restored into PostGIS still has the extension.
+    assert postgis_version("gis")
+    assert [b.name for b in list_backups()] == [backup.name]  # nothing new was written
+
+
+@PG_AND_GIS
+def test_input_path_with_from_database_picks_that_exact_backup(remote_dir: Path) -> None:
+    populate("pg", authors=1, books=1)
+    older_rows = snapshot("pg")
+    older = backup_database("pg")
+    populate("pg", authors=2, books=2)
+    newer = backup_database("pg")
+    assert [b.name for b in list_backups("pg")] == [newer.name, older.name]
+    staging_data("gis")
+
+    text = call("dbrestore", "-d", "gis", "--from-database", "pg", "-i", older.name, "--noinput")
+
+    assert f"Restored gis from {older.name}" in text
+    assert read("gis") == older_rows  # not the newest backup's rows
+
+    # A name must belong to the source alias: a backup of gis is not one of pg's.
+    own = backup_database("gis")
+    with pytest.raises(CommandError, match="is not a backup of database 'pg'"):
+        call("dbrestore", "-d", "gis", "--from-database", "pg", "-i", own.name, "--noinput")
+    assert read("gis") == older_rows
+
+
+@PG_AND_GIS
+def test_the_prompt_names_the_backup_the_source_and_the_target(
+    remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate("pg")
+    production = snapshot("pg")
+    backup = backup_database("pg")
+    staging = staging_data("gis")
+    questions: list[str] = []
+
+    def answer(reply: str) -> Any:
+        def fake_input(prompt: str) -> str:
+            questions.append(prompt)
+            return reply
+
+        return fake_input
+
+    monkeypatch.setattr("builtins.input", answer("n"))
+    assert "Restore cancelled." in call("dbrestore", "-d", "gis", "--from-database", "pg")
+    assert read("gis") == staging
+    question = questions[0]
+    assert backup.name in question
+    assert "a backup of database 'pg'" in question
+    assert "Restore database 'gis'" in question
+    assert question.endswith("[y/N] ")
+
+    monkeypatch.setattr("builtins.input", answer("y"))
+    call("dbrestore", "-d", "gis", "--from-database", "pg")
+    assert read("gis") == production
+
+
+@pytest.mark.parametrize(
+    ("target", "vendor"),
+    [
+        pytest.param(
+            "maria",
+            "mysql",
+            marks=pytest.mark.django_db(transaction=True, databases=["pg", "maria"]),
+            id="maria",
+        ),
+        pytest.param(
+            "default",
+            "sqlite",
+            marks=pytest.mark.django_db(transaction=True, databases=["pg", "default"]),
+            id="sqlite",
+        ),
+    ],
+)
+def test_a_native_backup_is_refused_by_another_engine_and_the_target_is_unchanged(
+    target: str, vendor: str, remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate("pg")
+    backup = backup_database("pg")
+    populate(target, authors=2, books=1)
+    before = snapshot(target)
+    expected = (
+        rf"'{backup.name}' is a postgresql backup; database '{target}' is {vendor}: "
+        "refusing to restore across engines"
+    )
+
+    with pytest.raises(CommandError, match=expected):
+        call("dbrestore", "-d", target, "--from-database", "pg", "--noinput")
+    # Asked interactively, the refusal comes before the question.
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail(f"asked: {prompt}"))
+    with pytest.raises(CommandError, match=expected):
+        call("dbrestore", "-d", target, "--from-database", "pg")
+
+    assert read(target) == before
+    assert staging_leftovers(target) == []
+
+
+@pytest.mark.django_db(transaction=True, databases=["pg", "gis", "maria"])
+def test_a_django_rclone_backup_is_read_as_the_source_engines(
+    remote_dir: Path, rclone_bin: str
+) -> None:
+    """No manifest: what made the backup is inferred from the SOURCE alias's connector."""
+    populate("pg")
+    production = snapshot("pg")
+    name = "pg-2024-01-15-120000.dump"
+    target = str(remote_dir / "db" / name)
+    process.pipe(Command(argv=_legacy_dump_argv("pg")), Command(argv=(rclone_bin, "rcat", target)))
+    [listed] = list_backups("pg")
+    assert (listed.name, listed.has_manifest) == (name, False)
+    staging_data("gis")
+    populate("maria", authors=1, books=1)
+    maria = snapshot("maria")
+
+    restored = restore_database("gis", from_database="pg")
+
+    assert (restored.database, restored.name, restored.verified) == ("gis", name, False)
+    assert read("gis") == production
+    # Read as a PostgreSQL backup (the source's engine), it is refused by
+    # MariaDB as such, not for its file extension.
+    with pytest.raises(InvalidBackup, match="is a postgresql backup; database 'maria' is mysql"):
+        restore_database("maria", from_database="pg")
+    assert read("maria") == maria
+
+
+@PG_AND_GIS
+def test_an_unknown_source_alias_fails_clearly_and_changes_nothing(remote_dir: Path) -> None:
+    populate("pg")
+    backup_database("pg")
+    staging = staging_data("gis")
+
+    with pytest.raises(CommandError, match=r"unknown database alias 'nope' for --from-database"):
+        call("dbrestore", "-d", "gis", "--from-database", "nope", "--noinput")
+    with pytest.raises(CommandError, match=r"unknown database alias 'nope'"):
+        call("dbrestore", "-d", "gis", "--from-database", "nope", "--noinput", "--enqueue")
+    with pytest.raises(ConfigurationError, match=r"unknown database alias 'nope'"):
+        restore_database("gis", from_database="nope")
+
+    assert read("gis") == staging
+    assert staging_leftovers("gis") == []
+
+
+# Through Celery ------------------------------------------------------------
+WORKER_DBS = pytest.mark.django_db(transaction=True, databases=["default", "pg", "gis"])
+
+
+@WORKER_DBS
+def test_the_task_restores_from_another_alias_under_the_target_lock(
+    task_app: Any, workers: Any, remote_dir: Path
+) -> None:
+    """The lease taken is the target's (the database replaced), not the source's."""
+    populate("pg")
+    production = snapshot("pg")
+    backup = backup_database("pg")
+    staging = staging_data("gis")
+    workers.start()
+
+    source_lock, target_lock = locks.lease("pg"), locks.lease("gis")
+    assert source_lock.acquire()
+    assert target_lock.acquire()
+    try:
+        with locks.Heartbeat(source_lock):  # held the whole time: the run must not need it
+            with locks.Heartbeat(target_lock):
+                result = task_app.send_task(
+                    RESTORE, kwargs={"database": "gis", "from_database": "pg"}
+                )
+                row = wait_for(
+                    lambda: BackupRun.objects.filter(task_id=result.id, status="queued").first(),
+                    what="the restore to wait for the lock on gis",
+                    pool=workers,
+                )
+                assert row.database == "gis"
+                assert read("gis") == staging
+            target_lock.release()
+            value = result.get(timeout=120)
+    finally:
+        target_lock.release()
+        source_lock.release()
+
+    assert value["status"] == "succeeded"
+    assert (value["database"], value["name"]) == ("gis", backup.name)
+    assert read("gis") == production
+    run = BackupRun.objects.get(task_id=result.id)
+    assert (run.operation, run.database, run.status) == ("db_restore", "gis", "succeeded")
+
+
+@WORKER_DBS
+def test_dbrestore_wait_hands_the_confirmed_backup_and_source_to_the_worker(
+    task_app: Any, workers: Any, remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate("pg", authors=1, books=1)
+    older_rows = snapshot("pg")
+    older = backup_database("pg")
+    populate("pg", authors=1, books=1)
+    backup_database("pg")  # newer: the latest, but not the one confirmed
+    staging_data("gis")
+    workers.start()
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+
+    text = call("dbrestore", "-d", "gis", "--from-database", "pg", "-i", older.name, "--wait")
+
+    assert "Queued db_restore as task" in text
+    assert "succeeded" in text
+    assert older.name in text
+    assert read("gis") == older_rows
+
+
+@WORKER_DBS
+def test_enqueue_sends_from_database_with_the_message(task_app: Any, remote_dir: Path) -> None:
+    # No worker: the message waits in Redis; its kwargs are what a worker would get.
+    text = call("dbrestore", "-d", "gis", "--from-database", "pg", "--noinput", "--enqueue")
+    with task_app.connection_for_read() as conn:
+        message = conn.default_channel.basic_get("celery")
+    assert message.headers["task"] == RESTORE
+    assert message.headers["id"] in text
+    args, kwargs, _ = message.decode()
+    assert (args, kwargs) == ([], {"database": "gis", "input_path": None, "from_database": "pg"})
