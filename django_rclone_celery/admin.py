@@ -34,6 +34,7 @@ from .operations.restore import resolve_backup
 LABELS = {
     "db_backup": "database backup",
     "db_cleanup": "cleanup of old backups",
+    "db_verify": "backup verification",
     "media_backup": "media backup",
     "db_restore": "database restore",
     "media_restore": "media restore",
@@ -41,6 +42,10 @@ LABELS = {
 }
 
 POSTGRES_VENDOR = "postgresql"
+
+
+def _backup_name(run: BackupRun) -> str:
+    return str((run.result or {}).get("name") or run.path.rsplit("/", 1)[-1])
 
 
 def copy_name(alias: str) -> str:
@@ -121,7 +126,14 @@ class BackupRunAdmin(RunAdminBase):
     search_fields = ("task_id", "database", "path", "slot")
     date_hierarchy = "created"
     change_list_template = "admin/django_rclone_celery/backuprun/change_list.html"
-    actions = ["backup_now", "media_backup", "clean_up", "copy_now", "restore_backup"]
+    actions = [
+        "backup_now",
+        "media_backup",
+        "clean_up",
+        "copy_now",
+        "verify_backups",
+        "restore_backup",
+    ]
 
     # --- read-only history -----------------------------------------------------------
 
@@ -235,6 +247,17 @@ class BackupRunAdmin(RunAdminBase):
         for alias in databases:
             self.queue_copy(request, alias)
 
+    @admin.action(description="Verify the selected backups", permissions=["backup"])
+    def verify_backups(self, request: HttpRequest, queryset: QuerySet[BackupRun]) -> None:
+        runs = queryset.filter(operation=Operation.DB_BACKUP, status=Status.SUCCEEDED)
+        chosen = [run for run in runs if run.database in connections.settings]
+        if not chosen:
+            self.message_user(
+                request, "Select succeeded database backups to verify.", messages.WARNING
+            )
+        for run in chosen:
+            self.queue(request, "db_verify", database=run.database, input_path=_backup_name(run))
+
     @admin.action(description="Restore from the selected backup…", permissions=["restore"])
     def restore_backup(
         self, request: HttpRequest, queryset: QuerySet[BackupRun]
@@ -246,8 +269,7 @@ class BackupRunAdmin(RunAdminBase):
                 request, "Select exactly one succeeded database backup.", messages.WARNING
             )
             return None
-        name = (run.result or {}).get("name") or run.path.rsplit("/", 1)[-1]
-        query = urlencode({"database": run.database, "input_path": name})
+        query = urlencode({"database": run.database, "input_path": _backup_name(run)})
         return HttpResponseRedirect(f"{self._url('restore')}?{query}")
 
     # --- pages -----------------------------------------------------------------------
@@ -305,6 +327,8 @@ class BackupRunAdmin(RunAdminBase):
                 self.queue(request, "db_cleanup", database=alias, keep=keep)
             elif run == "media_backup":
                 self.queue(request, "media_backup")
+            elif run == "db_verify":
+                self.queue(request, "db_verify", database=alias)
             elif run == "pgclone_copy":
                 self.queue_copy(request, alias, form.cleaned_data["copy_as"] or None)
             else:

@@ -171,6 +171,37 @@ def test_clean_up_from_the_start_page_keeps_what_was_asked(
     assert len(run.result["deleted"]) == 2
 
 
+def test_verify_latest_from_the_start_page_and_a_selected_backup_as_an_action(
+    operator: Client, celery_app: Any, celery_worker: Any, remote_dir: Path
+) -> None:
+    seed = succeeded_backup_row()
+    response = operator.post(
+        reverse(START), {"database": "default", "keep": "", "run": "db_verify"}, follow=True
+    )
+    [(what, task_id)] = queued(response)
+    assert what == "backup verification of &#x27;default&#x27;"
+    run = finished_run(celery_app, task_id)
+    assert (run.operation, run.status) == ("db_verify", "succeeded")
+    assert run.result["name"] == seed.result["name"]
+
+    # A newer backup exists, but the action checks the selected one: damage it.
+    backup_database("default")
+    damaged = remote_dir / "db" / seed.result["name"]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    response = operator.post(
+        reverse(CHANGELIST),
+        {"action": "verify_backups", "_selected_action": [seed.pk]},
+        follow=True,
+    )
+    [(what, task_id)] = queued(response)
+    with pytest.raises(Exception, match="sha256"):
+        celery_app.AsyncResult(task_id).get(timeout=60)
+    failed = BackupRun.objects.get(task_id=task_id)
+    assert (failed.operation, failed.status) == ("db_verify", "failed")
+
+
 # --- restore --------------------------------------------------------------------------------
 
 
