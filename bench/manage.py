@@ -2,7 +2,8 @@
 
 With ``DRC_BENCH_RSS_FILE`` set, the process writes its ``VmHWM`` (peak
 resident set size of this Python process only, not of pg_dump, zstd or
-rclone) to that file when it exits.
+rclone) to that file when it exits; with ``DRC_BENCH_STAGES_FILE`` set, the
+seconds of each operation stage (``pre_stage``/``post_stage`` signals).
 """
 
 from __future__ import annotations
@@ -26,9 +27,48 @@ def main() -> None:
     rss_file = os.environ.get("DRC_BENCH_RSS_FILE")
     if rss_file:
         atexit.register(_write_peak_rss, rss_file)
+    stages_file = os.environ.get("DRC_BENCH_STAGES_FILE")
+    if stages_file:
+        _record_stages(stages_file)
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)
+
+
+def _record_stages(path: str) -> None:
+    """Write each stage's seconds (and the set-up before the first) at exit."""
+    import time
+
+    started = time.monotonic()
+    durations: dict[str, float] = {}
+    marks: dict[str, float] = {}
+
+    def pre(sender: object, stage: str, **kwargs: object) -> None:
+        durations.setdefault("startup", time.monotonic() - started)
+        marks[stage] = time.monotonic()
+
+    def post(sender: object, stage: str, **kwargs: object) -> None:
+        durations[stage] = time.monotonic() - marks.pop(stage)
+
+    def write() -> None:
+        durations["total"] = time.monotonic() - started
+        Path(path).write_text(" ".join(f"{k}={v:.2f}" for k, v in durations.items()))
+
+    import django
+    from django.apps import apps
+
+    original = django.setup
+
+    def setup(*args: object, **kwargs: object) -> None:
+        original(*args, **kwargs)  # type: ignore[arg-type]
+        if apps.is_installed("django_rclone_celery"):
+            from django_rclone_celery import signals
+
+            signals.pre_stage.connect(pre, weak=False)
+            signals.post_stage.connect(post, weak=False)
+
+    django.setup = setup  # type: ignore[assignment]
+    atexit.register(write)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class Sample:
     seconds: float
     size: int | None = None
     rss_kb: int | None = None
+    stages: str = ""  # ours only: seconds per operation stage, for the log
 
 
 @dataclass
@@ -140,6 +141,8 @@ class Bench:
     ) -> Sample:
         rss_file = self.work / "rss.txt"
         rss_file.unlink(missing_ok=True)
+        stages_file = self.work / "stages.txt"
+        stages_file.unlink(missing_ok=True)
         env = {
             **self.env,
             "DRC_BENCH_DB": db,
@@ -147,6 +150,7 @@ class Bench:
             "DRC_BENCH_REMOTE": str(remote),
             "DRC_BENCH_COMPRESSION": compression,
             "DRC_BENCH_RSS_FILE": str(rss_file),
+            "DRC_BENCH_STAGES_FILE": str(stages_file),
         }
         # Unset means the product's own defaults are measured.
         if level is not None:
@@ -161,7 +165,8 @@ class Bench:
         if proc.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{proc.stderr.decode()}")
         rss = int(rss_file.read_text()) if rss_file.exists() else None
-        return Sample(elapsed, rss_kb=rss)
+        stages = stages_file.read_text() if stages_file.exists() else ""
+        return Sample(elapsed, rss_kb=rss, stages=stages)
 
     @staticmethod
     def newest_backup(remote: Path) -> Path:
@@ -401,7 +406,8 @@ def run_size(
                     print(
                         f"  [{size_mb} MB] round {round_no + 1}: {key:13} {sample.seconds:6.2f} s"
                         + (f"  {mb(sample.size)}" if sample.size else "")
-                        + (f"  rss {sample.rss_kb / 1024:.0f} MB" if sample.rss_kb else ""),
+                        + (f"  rss {sample.rss_kb / 1024:.0f} MB" if sample.rss_kb else "")
+                        + (f"  [{sample.stages}]" if sample.stages else ""),
                         flush=True,
                     )
         if "ours_restore" in wanted and "bare_restore" in wanted:
