@@ -41,6 +41,7 @@ class BackupResult(_Result):
 @dataclass(frozen=True, kw_only=True)
 class RestoreResult(_Result):
     database: str
+    from_database: str  # whose backup it was: ``database`` unless restored from another alias
     path: str
     name: str
     size: int

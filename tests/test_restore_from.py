@@ -66,7 +66,7 @@ def test_dbrestore_from_database_puts_the_source_rows_into_the_target(remote_dir
 
     text = call("dbrestore", "-d", "gis", "--from-database", "pg", "--noinput")
 
-    assert f"Restored gis from {backup.name}" in text
+    assert f"Restored gis from {backup.name} (a backup of 'pg')" in text
     assert read("gis") == production
     assert read("pg") == production  # the source is only read
     assert staging_leftovers("gis") == []
@@ -74,6 +74,20 @@ def test_dbrestore_from_database_puts_the_source_rows_into_the_target(remote_dir
     # restored into PostGIS still has the extension.
     assert postgis_version("gis")
     assert [b.name for b in list_backups()] == [backup.name]  # nothing new was written
+
+
+@PG_AND_GIS
+def test_the_result_names_whose_backup_was_restored(remote_dir: Path) -> None:
+    populate("pg")
+    backup_database("pg")
+    staging_data("gis")
+    result = restore_database("gis", from_database="pg")
+    assert (result.database, result.from_database) == ("gis", "pg")
+    assert result.as_dict()["from_database"] == "pg"
+    # Restoring an alias's own backup names the alias itself.
+    own = restore_database("pg")
+    assert (own.database, own.from_database) == ("pg", "pg")
+    assert "a backup of" not in call("dbrestore", "-d", "pg", "--noinput")
 
 
 @PG_AND_GIS

@@ -171,6 +171,7 @@ def restore_database(
     )
     return RestoreResult(
         database=database,
+        from_database=from_database or database,
         path=path,
         name=name,
         size=read,

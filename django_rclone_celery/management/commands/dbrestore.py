@@ -85,4 +85,7 @@ class Command(QueueableCommand):
             input_path=options["input_path"],
             from_database=source,
         )
-        self.emit(result, f"Restored {result.database} from {result.name}", options)
+        text = f"Restored {result.database} from {result.name}"
+        if result.from_database != result.database:
+            text += f" (a backup of {result.from_database!r})"
+        self.emit(result, text, options)
