@@ -54,20 +54,11 @@ def _record_stages(path: str) -> None:
         durations["total"] = time.monotonic() - started
         Path(path).write_text(" ".join(f"{k}={v:.2f}" for k, v in durations.items()))
 
-    import django
-    from django.apps import apps
+    # The signals module needs no app registry: connect before set-up.
+    from django_rclone_celery import signals
 
-    original = django.setup
-
-    def setup(*args: object, **kwargs: object) -> None:
-        original(*args, **kwargs)  # type: ignore[arg-type]
-        if apps.is_installed("django_rclone_celery"):
-            from django_rclone_celery import signals
-
-            signals.pre_stage.connect(pre, weak=False)
-            signals.post_stage.connect(post, weak=False)
-
-    django.setup = setup  # type: ignore[assignment]
+    signals.pre_stage.connect(pre, weak=False)
+    signals.post_stage.connect(post, weak=False)
     atexit.register(write)
 
 

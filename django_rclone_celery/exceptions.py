@@ -90,6 +90,7 @@ class ProcessError(DjangoRcloneCeleryError):
 # retries might fix"; 1 is uncategorised and covers network failures too, so
 # its stderr is inspected. 2-4 and 6-10 are usage, not-found or fatal errors.
 _TRANSIENT_CODES = frozenset({5})
+_NOT_FOUND_CODES = frozenset({3, 4})  # directory / file not found
 _TRANSIENT_MARKERS = (
     "connection refused",
     "connection reset",
@@ -108,6 +109,10 @@ _TRANSIENT_MARKERS = (
 
 class RcloneError(ProcessError):
     """rclone failed. ``transient`` says whether a retry may succeed."""
+
+    @property
+    def not_found(self) -> bool:
+        return self.returncode in _NOT_FOUND_CODES
 
     @property
     def transient(self) -> bool:

@@ -13,9 +13,6 @@ from .conf import Settings
 from .exceptions import RcloneError
 from .process import Command
 
-# rclone exit codes 3 and 4: directory / file not found.
-_NOT_FOUND = frozenset({3, 4})
-
 
 def join(base: str, *parts: str) -> str:
     """Join an rclone path (``remote:dir``, ``remote:``, ``/local``) with relative parts."""
@@ -101,7 +98,7 @@ class Rclone:
         try:
             raw = self._run(*args)
         except RcloneError as exc:
-            if exc.returncode in _NOT_FOUND or "directory not found" in exc.stderr:
+            if exc.not_found or "directory not found" in exc.stderr:
                 return []
             raise
         return [Entry.from_json(item) for item in json.loads(raw or b"[]")]

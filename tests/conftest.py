@@ -140,6 +140,26 @@ def remote_dir(tmp_path: Path, drc_config: Callable[..., dict[str, Any]]) -> Pat
     return path
 
 
+class Prompts:
+    """Answers ``input()`` with a scripted reply and keeps the questions asked."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.questions: list[str] = []
+        self._monkeypatch = monkeypatch
+
+    def reply(self, text: str) -> None:
+        def fake_input(prompt: str) -> str:
+            self.questions.append(prompt)
+            return text
+
+        self._monkeypatch.setattr("builtins.input", fake_input)
+
+
+@pytest.fixture
+def prompts(monkeypatch: pytest.MonkeyPatch) -> Prompts:
+    return Prompts(monkeypatch)
+
+
 @pytest.fixture
 def media_root(tmp_path: Path, settings: Any) -> Path:
     path = tmp_path / "media"

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from django_rclone_celery.operations import backup_database, list_backups
-from tests.conftest import damage, populate, remote_files, snapshot, staging_leftovers
+from tests.conftest import Prompts, damage, populate, remote_files, snapshot, staging_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -144,27 +144,19 @@ def test_bad_input_exits_non_zero_from_the_shell() -> None:
 
 
 @pytest.mark.django_db(transaction=True, databases=["default"])
-def test_dbrestore_prompt_defaults_to_no(remote_dir: Path, monkeypatch: Any) -> None:
+def test_dbrestore_prompt_defaults_to_no(remote_dir: Path, prompts: Prompts) -> None:
     populate("default")
     before = snapshot("default")
     call("dbbackup")
     damage("default")
     live = snapshot("default")
-    questions: list[str] = []
 
-    def answer(reply: str) -> Any:
-        def fake_input(prompt: str) -> str:
-            questions.append(prompt)
-            return reply
-
-        return fake_input
-
-    monkeypatch.setattr("builtins.input", answer(""))
+    prompts.reply("")
     assert "Restore cancelled." in call("dbrestore", "-d", "default")
     assert snapshot("default") == live
-    assert "[y/N]" in questions[0]
+    assert "[y/N]" in prompts.questions[0]
 
-    monkeypatch.setattr("builtins.input", answer("y"))
+    prompts.reply("y")
     assert "Restored default" in call("dbrestore", "-d", "default")
     assert snapshot("default") == before
 

@@ -22,7 +22,7 @@ from django_rclone_celery.exceptions import ConfigurationError, InvalidBackup
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import backup_database, list_backups, restore_database
 from django_rclone_celery.process import Command
-from tests.conftest import damage, populate, snapshot, staging_leftovers
+from tests.conftest import Prompts, damage, populate, snapshot, staging_leftovers
 from tests.test_roundtrip import _legacy_dump_argv
 from tests.workers import wait_for
 
@@ -114,31 +114,23 @@ def test_input_path_with_from_database_picks_that_exact_backup(remote_dir: Path)
 
 @PG_AND_GIS
 def test_the_prompt_names_the_backup_the_source_and_the_target(
-    remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+    remote_dir: Path, prompts: Prompts
 ) -> None:
     populate("pg")
     production = snapshot("pg")
     backup = backup_database("pg")
     staging = staging_data("gis")
-    questions: list[str] = []
 
-    def answer(reply: str) -> Any:
-        def fake_input(prompt: str) -> str:
-            questions.append(prompt)
-            return reply
-
-        return fake_input
-
-    monkeypatch.setattr("builtins.input", answer("n"))
+    prompts.reply("n")
     assert "Restore cancelled." in call("dbrestore", "-d", "gis", "--from-database", "pg")
     assert read("gis") == staging
-    question = questions[0]
+    question = prompts.questions[0]
     assert backup.name in question
     assert "a backup of database 'pg'" in question
     assert "Restore database 'gis'" in question
     assert question.endswith("[y/N] ")
 
-    monkeypatch.setattr("builtins.input", answer("y"))
+    prompts.reply("y")
     call("dbrestore", "-d", "gis", "--from-database", "pg")
     assert read("gis") == production
 

@@ -14,7 +14,7 @@ from ..conf import Settings, get_settings
 from ..exceptions import ConfigurationError
 from .base import Connector, Staging
 
-__all__ = ["Connector", "Staging", "get_connector", "resolve_path"]
+__all__ = ["Connector", "Staging", "check_alias", "get_connector", "resolve_path"]
 
 _PKG = "django_rclone_celery.connectors"
 POSTGRES = f"{_PKG}.postgresql.PostgresConnector"
@@ -50,11 +50,15 @@ COMPAT_PATHS: dict[str, str] = {
 }
 
 
-def resolve_path(alias: str, settings: Settings | None = None) -> str:
-    settings = settings or get_settings()
+def check_alias(alias: str) -> None:
     if alias not in connections.settings:
         known = ", ".join(sorted(connections.settings)) or "none"
         raise ConfigurationError(f"unknown database alias {alias!r} (configured: {known})")
+
+
+def resolve_path(alias: str, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    check_alias(alias)
     if alias in settings.connectors:
         path = settings.connectors[alias]
     else:

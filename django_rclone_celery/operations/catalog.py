@@ -9,6 +9,7 @@ from django.db import connections
 
 from .. import naming, retention
 from ..conf import Settings, get_settings
+from ..connectors import check_alias
 from ..rclone import Entry, Rclone, join
 from ..results import BackupInfo, CleanupResult
 from .run import ProgressCallback, Run
@@ -94,6 +95,7 @@ def cleanup_backups(
     (default: the current time) is what ``DB_CLEANUP_KEEP_WITHIN_DAYS`` counts back from.
     """
     settings = settings or get_settings()
+    check_alias(database)  # an unknown alias would match no backup and delete nothing
     policy = retention.Policy.from_settings(settings, keep=keep)  # refuses keep < 1
     run = Run.start("db_cleanup", database, run_id, progress)
     rclone = Rclone(settings)

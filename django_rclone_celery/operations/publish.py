@@ -33,7 +33,7 @@ def discard(rclone: Rclone, *paths: str | None) -> None:
         try:
             rclone.deletefile(path)
         except RcloneError as exc:
-            if exc.returncode not in (3, 4):
+            if not exc.not_found:
                 logger.warning("could not remove %s: %s", path, exc)
 
 

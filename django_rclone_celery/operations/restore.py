@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from .. import naming, process, signals
 from ..compression import ZSTD_SUFFIX, decompressor
 from ..conf import Compression, Settings, get_settings
-from ..connectors import Connector, get_connector
+from ..connectors import Connector, Staging, get_connector
 from ..exceptions import (
     BackupNotFound,
     InvalidBackup,
@@ -62,7 +63,7 @@ def read_manifest(rclone: Rclone, path: str) -> Manifest | None:
     try:
         data = rclone.get_bytes(manifest_path)
     except RcloneError as exc:
-        if exc.returncode in (3, 4) or "not found" in exc.stderr.lower():
+        if exc.not_found or "not found" in exc.stderr.lower():
             return None  # a django-rclone backup: no manifest
         raise
     if not data and _stat(rclone, manifest_path) is None:
@@ -104,14 +105,26 @@ def check_manifest(manifest: Manifest, connector: Connector, name: str) -> None:
         raise InvalidBackup(f"{name!r} uses unknown compression {manifest.compression!r}")
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A backup chosen for ``database``; ``manifest`` is inferred from the name
+    when the backup has none (``has_manifest`` is then False)."""
+
+    name: str
+    path: str
+    size: int | None
+    manifest: Manifest
+    has_manifest: bool
+
+
 def select_backup(
     database: str,
     *,
     input_path: str | None = None,
     from_database: str | None = None,
     settings: Settings | None = None,
-) -> tuple[str, int | None, Manifest]:
-    """The backup a restore of ``database`` would load: its name, size and manifest.
+) -> Selection:
+    """The backup a restore of ``database`` would load.
 
     ``from_database`` picks that alias's backups instead. Refuses an unknown
     alias, a missing backup and a backup ``database``'s engine cannot load,
@@ -125,9 +138,10 @@ def select_backup(
     made_by = connector if source == database else get_connector(source, settings)
     name, size = resolve_backup(source, input_path, settings)
     path = join(backup_dir(settings), name)
-    manifest = read_manifest(Rclone(settings), path) or _legacy_manifest(made_by, name, source)
+    found = read_manifest(Rclone(settings), path)
+    manifest = found or _legacy_manifest(made_by, name, source)
     check_manifest(manifest, connector, name)
-    return name, size, manifest
+    return Selection(name, path, size, manifest, has_manifest=found is not None)
 
 
 def restore_database(
@@ -156,16 +170,16 @@ def restore_database(
     rclone = Rclone(settings)
 
     with run.stage("select"):
-        name, size, manifest = select_backup(
+        chosen = select_backup(
             database, input_path=input_path, from_database=from_database, settings=settings
         )
-        path = join(backup_dir(settings), name)
+    name, path, manifest = chosen.name, chosen.path, chosen.manifest
 
     signals.pre_db_restore.send(
         sender="db_restore", database=database, path=path, run_id=run.run_id
     )
     restore = _restore_portable if manifest.format == "portable" else _restore_native
-    read = restore(run, rclone, connector, path, name, manifest, size)
+    read = restore(run, rclone, connector, path, name, manifest, chosen.size)
     signals.post_db_restore.send_robust(
         sender="db_restore", database=database, path=path, run_id=run.run_id
     )
@@ -206,7 +220,7 @@ def _restore_portable(
     return read
 
 
-def _restore_native(
+def load_staged(
     run: Run,
     rclone: Rclone,
     connector: Connector,
@@ -214,8 +228,13 @@ def _restore_native(
     name: str,
     manifest: Manifest,
     size: int | None,
-) -> int:
-    """Stream into the connector's staged copy, check it, then swap it in."""
+) -> tuple[Staging, int]:
+    """Stream the backup into the connector's staged copy and check that copy.
+
+    Returns the staging, for the caller to ``swap`` or ``discard``, and the
+    bytes read. On any failure the staged copy is dropped and the error
+    propagates as it was raised.
+    """
     staging = connector.staging()
     try:
         with run.stage("prepare"):
@@ -235,14 +254,31 @@ def _restore_native(
                 )
         with run.stage("check"):
             staging.check()
-    except BaseException as exc:
+    except BaseException:
         _discard(staging)
-        if isinstance(exc, RcloneError) and exc.returncode in (3, 4):
+        raise
+    return staging, stats.bytes_in
+
+
+def _restore_native(
+    run: Run,
+    rclone: Rclone,
+    connector: Connector,
+    path: str,
+    name: str,
+    manifest: Manifest,
+    size: int | None,
+) -> int:
+    """Stream into the connector's staged copy, check it, then swap it in."""
+    try:
+        staging, read = load_staged(run, rclone, connector, path, name, manifest, size)
+    except RcloneError as exc:
+        if exc.not_found:
             raise BackupNotFound(f"backup {name!r} does not exist") from exc
-        if isinstance(exc, (ProcessError, InvalidBackup, RestoreError)) or not isinstance(
-            exc, Exception
-        ):
-            raise
+        raise
+    except (ProcessError, InvalidBackup, RestoreError):
+        raise
+    except Exception as exc:
         raise RestoreError(
             f"restore of {connector.alias!r} failed; the live database was not changed: {exc}"
         ) from exc
@@ -252,11 +288,11 @@ def _restore_native(
     except BaseException:
         _discard(staging)
         raise
-    return stats.bytes_in
+    return read
 
 
-def _discard(staging: object) -> None:
+def _discard(staging: Staging) -> None:
     try:
-        staging.discard()  # type: ignore[attr-defined]
+        staging.discard()
     except Exception:
         logger.warning("could not clean up the staged restore", exc_info=True)

@@ -42,17 +42,15 @@ from ..manifest import Manifest
 from ..portable import format as portable_format
 from ..portable import stream as portable_stream
 from ..process import CHUNK_SIZE, Command
-from ..rclone import Rclone, join
+from ..rclone import Rclone
 from ..results import VerifyResult
-from .catalog import backup_dir
-from .restore import _discard, _legacy_manifest, check_manifest, read_manifest, resolve_backup
+from .restore import load_staged, select_backup
 from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
 
 OPERATION = "db_verify"
 TAIL_KEEP = 4096  # bytes of decoded output kept to find a dump's last line
-_NOT_FOUND = (3, 4)  # rclone: directory / file not found
 
 
 class _Stop(Exception):
@@ -105,22 +103,20 @@ def verify_backup(
     """
     settings = settings or get_settings()
     connector = get_connector(database, settings)
-    source = from_database or database
     run = Run.start(OPERATION, database, run_id, progress)
     rclone = Rclone(settings)
 
     with run.stage("select"):
-        name, size = resolve_backup(source, input_path, settings)
-        path = join(backup_dir(settings), name)
-        found = read_manifest(rclone, path)
-        manifest = found or _legacy_manifest(connector, name, source)
-        check_manifest(manifest, connector, name)
+        chosen = select_backup(
+            database, input_path=input_path, from_database=from_database, settings=settings
+        )
+    name, path, size, manifest = chosen.name, chosen.path, chosen.size, chosen.manifest
 
     checks: list[str] = []
     notes: list[str] = []
     with run.stage("verify", bytes_total=manifest.size or size):
         read, sha256 = _read_and_check(run, rclone, connector, path, name, manifest, size)
-    if found is None:
+    if not chosen.has_manifest:
         notes.append(
             "no manifest (a django-rclone backup): its size and sha256 could not be checked"
         )
@@ -200,7 +196,7 @@ def _read_and_check(
                 problem = _scan_native(tap, connector, manifest)
             tap.drain()
     except RcloneError as exc:
-        if exc.returncode in _NOT_FOUND:
+        if exc.not_found:
             raise BackupNotFound(f"backup {name!r} does not exist") from exc
         raise
     # The checksum first: if the bytes are not the ones uploaded, that explains the rest.
@@ -330,35 +326,17 @@ def _trial_restore(
     size: int | None,
 ) -> None:
     """Restore into the staged copy and check it, then drop it: never swap."""
-    staging = connector.staging()
     try:
-        with run.stage("prepare"):
-            staging.prepare()
-        with run.stage("restore", bytes_total=manifest.size or size):
-            stats = process.pipe(
-                rclone.cat(path),
-                connector.restore_command(staging.target),
-                transform=decompressor(manifest.compression),  # type: ignore[arg-type]
-                digest="source",
-                progress=run.byte_counter(manifest.size or size),
-                source_error=RcloneError,
-            )
-            if manifest.sha256 and stats.sha256 != manifest.sha256:
-                raise InvalidBackup(
-                    f"{name!r} changed while it was verified: its checksum no longer matches"
-                )
-        with run.stage("check"):
-            staging.check()
-    except BaseException as exc:
-        _discard(staging)
-        if isinstance(exc, RcloneError) and exc.returncode in _NOT_FOUND:
+        staging, _ = load_staged(run, rclone, connector, path, name, manifest, size)
+    except RcloneError as exc:
+        if exc.not_found:
             raise BackupNotFound(f"backup {name!r} does not exist") from exc
-        if isinstance(exc, zstandard.ZstdError):
-            raise InvalidBackup(f"{name!r} failed its trial restore: {exc}") from exc
-        if isinstance(exc, (RcloneError, InvalidBackup, RestoreError)) or not isinstance(
-            exc, Exception
-        ):
-            raise
+        raise
+    except zstandard.ZstdError as exc:
+        raise InvalidBackup(f"{name!r} failed its trial restore: {exc}") from exc
+    except (InvalidBackup, RestoreError):
+        raise
+    except Exception as exc:
         raise RestoreError(
             f"trial restore of {name!r} into {connector.alias!r}'s staged copy failed "
             f"(the live database was not touched): {exc}"

@@ -161,7 +161,7 @@ def restore(
             )
             result = load_portable_stream(lines, using=using, name=name)
     except RcloneError as exc:
-        if exc.returncode in (3, 4):
+        if exc.not_found:
             raise BackupNotFound(f"backup {name!r} does not exist") from exc
         raise
     except DjangoRcloneCeleryError:

@@ -58,13 +58,13 @@ class Command(QueueableCommand):
 
             # Checked like the restore will (alias, name, engine), so a backup
             # that would be refused is never offered.
-            name, _, _ = self.run_operation(
+            name = self.run_operation(
                 select_backup,
                 database=database,
                 input_path=options["input_path"],
                 from_database=source,
                 settings=self.run_operation(get_settings),
-            )
+            ).name
             origin = f", a backup of database {source!r}" if source else ""
             answer = input(
                 f"Restore database {database!r} from {name}{origin}? "
