@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core import checks
 
+from .checks import TAG
 from .conf import _build, raw_settings, validate
 
 DEFAULT_VISIBILITY_TIMEOUT = 3600  # kombu's Redis transport default
@@ -31,7 +32,7 @@ def visibility_timeout(app: Any) -> float:
     return float(options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT))
 
 
-@checks.register(checks.Tags.compatibility)
+@checks.register(checks.Tags.compatibility, TAG)
 def check_visibility_timeout(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if any(not p.warning for p in validate()):
         return []  # the settings check reports those

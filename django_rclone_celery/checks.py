@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core import checks
 from django.db import connections
 
@@ -15,8 +16,12 @@ from . import process
 from .conf import _build, raw_settings, validate
 from .exceptions import ConfigurationError
 
+# Every check of this package carries this tag. The operation commands run
+# only these: a problem elsewhere in the project must not stop a backup.
+TAG = "django_rclone_celery"
 
-@checks.register(checks.Tags.compatibility)
+
+@checks.register(checks.Tags.compatibility, TAG)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     problems = validate()
@@ -59,9 +64,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return messages
 
 
-@checks.register(checks.Tags.compatibility)
+@checks.register(checks.Tags.compatibility, TAG)
 def check_pgclone_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The ``PGCLONE_*`` settings (ids ``django_rclone_celery.E1xx`` / ``W1xx``)."""
+    if not any(name.startswith("PGCLONE_") for name in dir(django_settings)):
+        return []  # nothing to validate, and importing pgclone costs every command 20 ms
     from .pgclone.conf import validate as validate_pgclone
 
     return [

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
+from typing import Any
+
 import pytest
 from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from django_rclone_celery.checks import check_settings
+from django_rclone_celery.checks import TAG, check_settings
 from django_rclone_celery.conf import DEFAULTS, get_settings, validate
 from django_rclone_celery.exceptions import ConfigurationError
 
@@ -163,3 +169,36 @@ class MissingToolConnector(SqliteConnector):
 
 class NotAConnector:
     pass
+
+
+def _unrelated_error(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    return [checks.Error("an unrelated app is misconfigured", id="otherapp.E001")]
+
+
+def _our_error(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    return [checks.Error("a backup setting is wrong", id="django_rclone_celery.E999")]
+
+
+@pytest.mark.parametrize(
+    ("check", "tags", "blocks"),
+    [(_unrelated_error, ("otherapp",), False), (_our_error, (TAG,), True)],
+    ids=["unrelated-error-does-not-block", "own-error-blocks"],
+)
+def test_operation_commands_run_only_this_packages_checks(
+    check: Any, tags: tuple[str, ...], blocks: bool
+) -> None:
+    registry = checks.registry.registry
+    registry.register(check, *tags)
+    try:
+        # ``manage.py check`` still sees every error.
+        with pytest.raises(SystemCheckError):
+            call_command("check")
+        out = io.StringIO()
+        if blocks:
+            with pytest.raises(SystemCheckError, match="a backup setting is wrong"):
+                call_command("listbackups", "--json", skip_checks=False, stdout=out)
+        else:
+            call_command("listbackups", "--json", skip_checks=False, stdout=out)
+            assert isinstance(json.loads(out.getvalue()), list)
+    finally:
+        registry.registered_checks.discard(check)

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ..checks import TAG as CHECK_TAG
 from ..exceptions import DjangoRcloneCeleryError
 
 
@@ -27,6 +28,10 @@ def human_size(size: float) -> str:
 
 class OperationCommand(BaseCommand):
     """Base for commands that run one operation."""
+
+    # Only this package's checks: an unrelated project error never blocks a
+    # backup or a restore (and the other checks cost every run ~25 ms).
+    requires_system_checks = [CHECK_TAG]
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

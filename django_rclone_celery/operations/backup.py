@@ -16,7 +16,6 @@ from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
 from ..exceptions import RcloneError
 from ..manifest import Manifest
-from ..portable import stream as portable_stream
 from ..rclone import Entry, Rclone, join
 from ..results import BackupResult
 from .catalog import backup_dir, cleanup_backups, sweep_partials
@@ -83,8 +82,12 @@ def backup_database(
     settings = settings or get_settings()
     connector = get_connector(database, settings)
     kind: Compression = compression or settings.compression
-    if format == "portable" and kind == "native":
-        kind = "zstd"  # no dump tool of its own to compress
+    if format == "portable":
+        # Imported here: the portable format costs every other command 20 ms.
+        from ..portable import stream as portable_stream
+
+        if kind == "native":
+            kind = "zstd"  # no dump tool of its own to compress
     run = Run.start("db_backup", database, run_id, progress)
     rclone = Rclone(settings)
     directory = backup_dir(settings)

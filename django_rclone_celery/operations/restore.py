@@ -17,7 +17,6 @@ from ..exceptions import (
     RestoreError,
 )
 from ..manifest import Manifest
-from ..portable import stream as portable_stream
 from ..rclone import Entry, Rclone, join
 from ..results import RestoreResult
 from .catalog import backup_dir, list_backups
@@ -207,6 +206,8 @@ def _restore_portable(
     size: int | None,
 ) -> int:
     """Load a portable backup; the load is one transaction, so it is all or nothing."""
+    from ..portable import stream as portable_stream  # only portable restores pay its import
+
     with run.stage("restore", bytes_total=manifest.size or size):
         read, _ = portable_stream.restore(
             rclone,

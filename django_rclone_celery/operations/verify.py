@@ -39,8 +39,6 @@ from ..exceptions import (
     RestoreError,
 )
 from ..manifest import Manifest
-from ..portable import format as portable_format
-from ..portable import stream as portable_stream
 from ..process import CHUNK_SIZE, Command
 from ..rclone import Rclone
 from ..results import VerifyResult
@@ -276,6 +274,9 @@ def _end_marker_problem(vendor: str, tail: bytes) -> str | None:
 
 def _scan_portable(tap: _Tap, manifest: Manifest, name: str) -> str | None:
     """Read every section and record; the row counts must be the manifest's."""
+    from ..portable import format as portable_format  # only portable backups pay its import
+    from ..portable import stream as portable_stream
+
     counts: dict[str, int] = {}
     try:
         # checked_lines only calls read(): the tap is file enough.
