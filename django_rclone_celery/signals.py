@@ -10,8 +10,10 @@ signal               when                                kwargs
 ===================  ==================================  ===============================
 pre_db_backup        before the dump starts (may veto)    database, run_id
 post_db_backup       after the backup is published        database, path, size, run_id
-pre_db_restore       before anything is changed (veto)    database, path, run_id
-post_db_restore      after the swap                       database, path, run_id
+pre_db_restore       before anything is changed (veto)    database, from_database, path,
+                                                          run_id
+post_db_restore      after the swap                       database, from_database, path,
+                                                          run_id
 pre_media_backup     before ``rclone sync`` (veto)        run_id
 post_media_backup    after the sync                       run_id
 pre_media_restore    before ``rclone sync`` (veto)        run_id

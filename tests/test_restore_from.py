@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from django_rclone_celery import locks, process
+from django_rclone_celery import locks, process, signals
 from django_rclone_celery.exceptions import ConfigurationError, InvalidBackup
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import backup_database, list_backups, restore_database
@@ -88,6 +88,28 @@ def test_the_result_names_whose_backup_was_restored(remote_dir: Path) -> None:
     own = restore_database("pg")
     assert (own.database, own.from_database) == ("pg", "pg")
     assert "a backup of" not in call("dbrestore", "-d", "pg", "--noinput")
+
+
+@PG_AND_GIS
+def test_the_restore_signals_name_the_source_alias(remote_dir: Path) -> None:
+    populate("pg")
+    backup_database("pg")
+    staging_data("gis")
+    seen: list[tuple[Any, str, str]] = []
+
+    def record(sender: str, signal: Any, **kwargs: Any) -> None:
+        seen.append((signal, kwargs["database"], kwargs["from_database"]))
+
+    pre, post = signals.pre_db_restore, signals.post_db_restore
+    pre.connect(record)
+    post.connect(record)
+    try:
+        restore_database("gis", from_database="pg")
+        restore_database("pg")
+    finally:
+        pre.disconnect(record)
+        post.disconnect(record)
+    assert seen == [(pre, "gis", "pg"), (post, "gis", "pg"), (pre, "pg", "pg"), (post, "pg", "pg")]
 
 
 @PG_AND_GIS

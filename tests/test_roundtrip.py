@@ -286,6 +286,7 @@ def test_backup_and_restore_signals_fire_with_documented_kwargs(
         assert kwargs == {
             "sender": "db_restore",
             "database": "default",
+            "from_database": "default",
             "path": restored.path,
             "run_id": "run-r",
         }

@@ -174,17 +174,26 @@ def restore_database(
         )
     name, path, manifest = chosen.name, chosen.path, chosen.manifest
 
+    source = from_database or database
     signals.pre_db_restore.send(
-        sender="db_restore", database=database, path=path, run_id=run.run_id
+        sender="db_restore",
+        database=database,
+        from_database=source,
+        path=path,
+        run_id=run.run_id,
     )
     restore = _restore_portable if manifest.format == "portable" else _restore_native
     read = restore(run, rclone, connector, path, name, manifest, chosen.size)
     signals.post_db_restore.send_robust(
-        sender="db_restore", database=database, path=path, run_id=run.run_id
+        sender="db_restore",
+        database=database,
+        from_database=source,
+        path=path,
+        run_id=run.run_id,
     )
     return RestoreResult(
         database=database,
-        from_database=from_database or database,
+        from_database=source,
         path=path,
         name=name,
         size=read,
