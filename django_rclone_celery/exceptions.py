@@ -18,7 +18,8 @@ an exception is built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -122,3 +123,14 @@ class RcloneError(ProcessError):
             text = self.stderr.lower()
             return any(marker in text for marker in _TRANSIENT_MARKERS)
         return False
+
+
+@contextmanager
+def missing_backup(name: str) -> Iterator[None]:
+    """Inside this block, rclone's "object not found" means backup ``name`` is gone."""
+    try:
+        yield
+    except RcloneError as exc:
+        if exc.not_found:
+            raise BackupNotFound(f"backup {name!r} does not exist") from exc
+        raise

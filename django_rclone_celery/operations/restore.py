@@ -15,6 +15,7 @@ from ..exceptions import (
     ProcessError,
     RcloneError,
     RestoreError,
+    missing_backup,
 )
 from ..manifest import Manifest
 from ..rclone import Entry, Rclone, join
@@ -281,12 +282,9 @@ def _restore_native(
 ) -> int:
     """Stream into the connector's staged copy, check it, then swap it in."""
     try:
-        staging, read = load_staged(run, rclone, connector, path, name, manifest, size)
-    except RcloneError as exc:
-        if exc.not_found:
-            raise BackupNotFound(f"backup {name!r} does not exist") from exc
-        raise
-    except (ProcessError, InvalidBackup, RestoreError):
+        with missing_backup(name):
+            staging, read = load_staged(run, rclone, connector, path, name, manifest, size)
+    except (BackupNotFound, ProcessError, InvalidBackup, RestoreError):
         raise
     except Exception as exc:
         raise RestoreError(

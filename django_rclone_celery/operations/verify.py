@@ -37,6 +37,7 @@ from ..exceptions import (
     ProcessError,
     RcloneError,
     RestoreError,
+    missing_backup,
 )
 from ..manifest import Manifest
 from ..process import CHUNK_SIZE, Command
@@ -185,18 +186,13 @@ def _read_and_check(
 ) -> tuple[int, str]:
     """Stream the backup once through every check; returns the bytes read and their sha256."""
     problems: list[str] = []
-    try:
-        with process.read_from(rclone.cat(path), error=RcloneError) as raw:
-            tap = _Tap(raw, run.byte_counter(manifest.size or size))
-            if manifest.format == "portable":
-                problem = _scan_portable(tap, manifest, name)
-            else:
-                problem = _scan_native(tap, connector, manifest)
-            tap.drain()
-    except RcloneError as exc:
-        if exc.not_found:
-            raise BackupNotFound(f"backup {name!r} does not exist") from exc
-        raise
+    with missing_backup(name), process.read_from(rclone.cat(path), error=RcloneError) as raw:
+        tap = _Tap(raw, run.byte_counter(manifest.size or size))
+        if manifest.format == "portable":
+            problem = _scan_portable(tap, manifest, name)
+        else:
+            problem = _scan_native(tap, connector, manifest)
+        tap.drain()
     # The checksum first: if the bytes are not the ones uploaded, that explains the rest.
     if manifest.sha256:
         if manifest.size and tap.size != manifest.size:
@@ -328,14 +324,11 @@ def _trial_restore(
 ) -> None:
     """Restore into the staged copy and check it, then drop it: never swap."""
     try:
-        staging, _ = load_staged(run, rclone, connector, path, name, manifest, size)
-    except RcloneError as exc:
-        if exc.not_found:
-            raise BackupNotFound(f"backup {name!r} does not exist") from exc
-        raise
+        with missing_backup(name):
+            staging, _ = load_staged(run, rclone, connector, path, name, manifest, size)
     except zstandard.ZstdError as exc:
         raise InvalidBackup(f"{name!r} failed its trial restore: {exc}") from exc
-    except (InvalidBackup, RestoreError):
+    except (BackupNotFound, RcloneError, InvalidBackup, RestoreError):
         raise
     except Exception as exc:
         raise RestoreError(

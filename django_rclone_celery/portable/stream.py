@@ -15,7 +15,7 @@ from django.db import DatabaseError, transaction
 
 from .. import process
 from ..compression import ZstdCompress, ZstdDecompress
-from ..exceptions import BackupNotFound, DjangoRcloneCeleryError, RcloneError, RestoreError
+from ..exceptions import DjangoRcloneCeleryError, RcloneError, RestoreError, missing_backup
 from ..process import CHUNK_SIZE, PipeStats
 from ..rclone import Rclone
 from .dump import TableCallback, TableDump, iter_dump
@@ -153,6 +153,7 @@ def restore(
 
     try:
         with (
+            missing_backup(name),
             transaction.atomic(using=using),
             process.read_from(rclone.cat(path), error=RcloneError) as reader,
         ):
@@ -160,10 +161,6 @@ def restore(
                 reader, compressed=compressed, sha256=sha256, name=name, progress=count
             )
             result = load_portable_stream(lines, using=using, name=name)
-    except RcloneError as exc:
-        if exc.not_found:
-            raise BackupNotFound(f"backup {name!r} does not exist") from exc
-        raise
     except DjangoRcloneCeleryError:
         raise
     except DatabaseError as exc:
