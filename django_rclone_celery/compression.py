@@ -7,14 +7,23 @@ hash and count the bytes for the manifest and for progress reports.
 Measured on 254 MB of text, level 1: zstandard with 2 threads 0.69 s,
 ``zstd -1 -T2`` 0.86 s, for the same output size.
 
-The default level is 2. The stream goes as fast as the dump tool writes, and
-levels 1 and 2 both keep up with it: on the benchmark's data (989 MB
-database, 2-core machine) they took 4.63 s and 4.58 s, and level 2 wrote
-234 MB against 256 MB at level 1 and ``pg_dump -Fc``'s 236 MB. Worker jobs are 1 MiB, which
+The default level is 2: on the benchmark's data it writes less than
+``pg_dump -Fc``'s zlib (232.3 MB against 236.3 MB; level 1: 256.1 MB).
+
+Threads: by default (``COMPRESSION_THREADS = None``) a stream is compressed on
+the calling thread where the process may use at most two CPUs, and on one
+worker thread per usable CPU elsewhere. On two CPUs the database server, the dump
+tool and rclone already keep about 1.8 of them busy, so worker threads find
+no idle CPU: they brought no speed there and cost about 8 MB of memory (see
+docs/connectors.md and bench/README.md). Worker jobs are 1 MiB, which
 keeps the multi-threaded compressor's memory near 10 MB instead of 20-34 MB.
 """
 
 from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
 
 import zstandard
 
@@ -26,12 +35,41 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 JOB_SIZE = 1 << 20
+# Where a container's CPU quota is, under cgroup v2 with its own namespace.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cgroup_cpu_limit(path: Path = CGROUP_CPU_MAX) -> int | None:
+    """CPUs allowed by a cgroup v2 quota (``"150000 100000"`` is 2), or None."""
+    try:
+        quota, period = path.read_text().split()
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no file, "max 100000", or unreadable
+        return None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity, capped by a CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return min(cpus, limit) if limit else cpus
+
+
+def auto_threads(cpus: int) -> int:
+    """zstd workers for a dump tool's stream: none (the calling thread) on two CPUs
+    or fewer, else one per usable CPU (zstd's own -1 would count the host's)."""
+    return 0 if cpus <= 2 else cpus
 
 
 class ZstdCompress:
-    def __init__(self, level: int = 1, threads: int = -1) -> None:
+    def __init__(self, level: int = 2, threads: int | None = None) -> None:
+        """``threads``: -1 one worker per CPU, 0 the calling thread, None: :func:`auto_threads`."""
+        self.threads = auto_threads(usable_cpus()) if threads is None else threads
         params = zstandard.ZstdCompressionParameters.from_level(
-            level, threads=threads, job_size=JOB_SIZE if threads else 0
+            level, threads=self.threads, job_size=JOB_SIZE if self.threads else 0
         )
         self._obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
@@ -56,7 +94,7 @@ class ZstdDecompress:
         return b""
 
 
-def compressor(kind: Compression, level: int, threads: int) -> Transform | None:
+def compressor(kind: Compression, level: int, threads: int | None) -> Transform | None:
     return ZstdCompress(level, threads) if kind == "zstd" else None
 
 

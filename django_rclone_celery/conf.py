@@ -51,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "DB_CLEANUP_KEEP_WITHIN_DAYS": 0,
     "COMPRESSION": "zstd",
     "COMPRESSION_LEVEL": 2,
-    "COMPRESSION_THREADS": -1,
+    "COMPRESSION_THREADS": None,
     "SCHEDULES": {},
     "INSTALL_SCHEDULES": True,
     "TASK_SOFT_TIME_LIMIT": 6 * 3600,
@@ -82,7 +82,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "CONNECTOR_MAPPING": ((dict,), "a dict of engine to dotted path"),
     "COMPRESSION": ((str,), "one of 'zstd', 'native', 'none'"),
     "COMPRESSION_LEVEL": ((int,), "an integer"),
-    "COMPRESSION_THREADS": ((int,), "an integer"),
+    "COMPRESSION_THREADS": ((int, type(None)), "an integer or None"),
     "SCHEDULES": ((dict,), "a dict of name to schedule spec"),
     "INSTALL_SCHEDULES": ((bool,), "a boolean"),
     "TASK_SOFT_TIME_LIMIT": ((int,), "an integer number of seconds"),
@@ -123,8 +123,8 @@ class Settings:
     connectors: Mapping[str, str] = field(default_factory=dict)
     connector_mapping: Mapping[str, str] = field(default_factory=dict)
     compression: Compression = "zstd"
-    compression_level: int = 1
-    compression_threads: int = -1
+    compression_level: int = 2
+    compression_threads: int | None = None  # None: chosen by the usable CPUs
     schedules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     install_schedules: bool = True
     task_soft_time_limit: int = 6 * 3600
@@ -236,6 +236,16 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
     if ok("COMPRESSION_LEVEL") and not 1 <= value["COMPRESSION_LEVEL"] <= 22:
         problems.append(
             Problem("django_rclone_celery.E008", "COMPRESSION_LEVEL must be between 1 and 22.")
+        )
+    threads = value.get("COMPRESSION_THREADS")
+    if ok("COMPRESSION_THREADS") and threads is not None and threads < -1:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E016",
+                "COMPRESSION_THREADS must be None, -1 or a number of threads of at least 0.",
+                "None picks by the CPUs this process may use; -1 is one per CPU; "
+                "0 compresses on the calling thread.",
+            )
         )
     for key in ("DB_BACKUP_DIR", "MEDIA_BACKUP_DIR"):
         if ok(key) and ".." in value[key].split("/"):

@@ -101,6 +101,12 @@ def test_settings_refresh_when_overridden() -> None:
         ({"REMOTE": "r:", "DB_CLEANUP_KEEP_WITHIN_DAYS": True}, ["django_rclone_celery.E003"]),
         ({"REMOTE": "r:", "COMPRESSION": "gzip"}, ["django_rclone_celery.E007"]),
         ({"REMOTE": "r:", "COMPRESSION_LEVEL": 40}, ["django_rclone_celery.E008"]),
+        ({"REMOTE": "r:", "COMPRESSION_THREADS": -2}, ["django_rclone_celery.E016"]),
+        ({"REMOTE": "r:", "COMPRESSION_THREADS": "2"}, ["django_rclone_celery.E003"]),
+        ({"REMOTE": "r:", "COMPRESSION_THREADS": None}, []),
+        ({"REMOTE": "r:", "COMPRESSION_THREADS": -1}, []),
+        ({"REMOTE": "r:", "COMPRESSION_THREADS": 0}, []),
+        ({"REMOTE": "r:", "COMPRESSION_THREADS": 4}, []),
         ({"REMOTE": "r:", "DB_BACKUP_DIR": "../elsewhere"}, ["django_rclone_celery.E009"]),
         (
             {"REMOTE": "r:", "TASK_SOFT_TIME_LIMIT": 100, "TASK_TIME_LIMIT": 50},

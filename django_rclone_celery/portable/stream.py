@@ -31,15 +31,19 @@ def compressed_dump(
     using: str,
     compress: bool,
     level: int = 1,
-    threads: int = -1,
+    threads: int | None = -1,
     app_labels: Sequence[str] = (),
     models: Sequence[ModelType] | None = None,
     on_table: TableCallback | None = None,
 ) -> Callable[[], Iterator[bytes]]:
     """A producer for ``process.pipe_into``: the dump, zstd-compressed if asked, in ~1 MB chunks."""
 
+    # Python itself produces this stream and keeps a CPU busy doing it, so
+    # "auto" keeps compression on worker threads here.
+    workers = -1 if threads is None else threads
+
     def chunks() -> Iterator[bytes]:
-        packer = ZstdCompress(level, threads) if compress else None
+        packer = ZstdCompress(level, workers) if compress else None
         pending: list[bytes] = []
         size = 0
         for piece in iter_dump(app_labels, models=models, using=using, on_table=on_table):
@@ -106,7 +110,7 @@ def upload(
     using: str,
     compress: bool,
     level: int,
-    threads: int,
+    threads: int | None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[PipeStats, dict[str, int]]:
     """Stream the whole dump of ``using`` into ``rclone rcat partial``.

@@ -22,7 +22,7 @@ DJANGO_RCLONE = {
     "CONNECTOR_MAPPING": {},
     "COMPRESSION": "zstd",
     "COMPRESSION_LEVEL": 2,
-    "COMPRESSION_THREADS": -1,
+    "COMPRESSION_THREADS": None,  # auto: by the usable CPUs
     # media backups
     "MEDIA_BACKUP_DIR": "media",
     # Celery
