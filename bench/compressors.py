@@ -24,15 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import zstandard
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from generate import Server, ensure  # noqa: E402
 
-from django_rclone_celery.compression import JOB_SIZE  # noqa: E402
+from django_rclone_celery.compression import ZstdCompress  # noqa: E402
 
 CHUNK = 1 << 20
 
@@ -44,16 +42,14 @@ def cpu_seconds() -> float:
 
 
 def in_process(archive: Path, level: int, threads: int) -> tuple[float, int]:
-    params = zstandard.ZstdCompressionParameters.from_level(
-        level, threads=threads, job_size=JOB_SIZE if threads else 0
-    )
-    packer = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    """The product's own compressor, as ``dbbackup`` drives it."""
+    packer = ZstdCompress(level, threads)
     size = 0
     started = cpu_seconds()
     with archive.open("rb") as source:
         while chunk := source.read(CHUNK):
-            size += len(packer.compress(chunk))
-    size += len(packer.flush())
+            size += len(packer.feed(chunk))
+    size += len(packer.finish())
     return cpu_seconds() - started, size
 
 

@@ -12,11 +12,12 @@ The default level is 2: on the benchmark's data it writes less than
 
 Threads: by default (``COMPRESSION_THREADS = None``) a stream is compressed on
 the calling thread where the process may use at most two CPUs, and on one
-worker thread per usable CPU elsewhere. On two CPUs the database server, the dump
-tool and rclone already keep about 1.8 of them busy, so worker threads find
-no idle CPU: they brought no speed there and cost about 8 MB of memory (see
-docs/connectors.md and bench/README.md). Worker jobs are 1 MiB, which
-keeps the multi-threaded compressor's memory near 10 MB instead of 20-34 MB.
+worker per usable CPU elsewhere (and for streams Python itself produces). On
+two CPUs the database server, the dump tool and rclone already keep about 1.8
+of them busy, so worker threads find no idle CPU: they brought no speed there
+and cost about 8 MB of memory (see docs/connectors.md and bench/README.md).
+Worker jobs are 1 MiB, which keeps the multi-threaded compressor's memory near
+10 MB instead of 20-34 MB.
 """
 
 from __future__ import annotations
@@ -58,10 +59,15 @@ def usable_cpus() -> int:
     return min(cpus, limit) if limit else cpus
 
 
-def auto_threads(cpus: int) -> int:
-    """zstd workers for a dump tool's stream: none (the calling thread) on two CPUs
-    or fewer, else one per usable CPU (zstd's own -1 would count the host's)."""
-    return 0 if cpus <= 2 else cpus
+def auto_threads(cpus: int, *, python_producer: bool = False) -> int:
+    """zstd workers for ``COMPRESSION_THREADS = None``, given the usable CPUs.
+
+    A dump tool's stream: none (the calling thread) on two CPUs or fewer, else
+    one per usable CPU (zstd's own -1 would count the host's). A stream that
+    Python produces itself keeps the calling thread busy, so it always gets
+    one worker per usable CPU.
+    """
+    return 0 if cpus <= 2 and not python_producer else cpus
 
 
 class ZstdCompress:

@@ -243,7 +243,7 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
             Problem(
                 "django_rclone_celery.E016",
                 "COMPRESSION_THREADS must be None, -1 or a number of threads of at least 0.",
-                "None picks by the CPUs this process may use; -1 is one per CPU; "
+                "None picks by the CPUs this process may use; -1 is one per CPU of the host; "
                 "0 compresses on the calling thread.",
             )
         )

@@ -63,9 +63,9 @@ def test_usable_cpus_follows_the_affinity() -> None:
     assert ZstdCompress(2).threads == 0
 
 
-def test_default_threads_on_this_machine() -> None:
-    assert ZstdCompress(2).threads == auto_threads(usable_cpus())
-    assert usable_cpus() <= len(os.sched_getaffinity(0))
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 2), (4, 4)])
+def test_a_stream_python_produces_keeps_a_worker_per_usable_cpu(cpus: int, threads: int) -> None:
+    assert auto_threads(cpus, python_producer=True) == threads
 
 
 @pytest.mark.parametrize("threads", [None, 0, 1, -1])

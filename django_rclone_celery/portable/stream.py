@@ -14,7 +14,7 @@ from typing import IO
 from django.db import DatabaseError, transaction
 
 from .. import process
-from ..compression import ZstdCompress, ZstdDecompress
+from ..compression import ZstdCompress, ZstdDecompress, auto_threads, usable_cpus
 from ..exceptions import DjangoRcloneCeleryError, RcloneError, RestoreError, missing_backup
 from ..process import CHUNK_SIZE, PipeStats
 from ..rclone import Rclone
@@ -31,19 +31,18 @@ def compressed_dump(
     using: str,
     compress: bool,
     level: int = 1,
-    threads: int | None = -1,
+    threads: int | None = None,
     app_labels: Sequence[str] = (),
     models: Sequence[ModelType] | None = None,
     on_table: TableCallback | None = None,
 ) -> Callable[[], Iterator[bytes]]:
     """A producer for ``process.pipe_into``: the dump, zstd-compressed if asked, in ~1 MB chunks."""
 
-    # Python itself produces this stream and keeps a CPU busy doing it, so
-    # "auto" keeps compression on worker threads here.
-    workers = -1 if threads is None else threads
+    if threads is None:
+        threads = auto_threads(usable_cpus(), python_producer=True)
 
     def chunks() -> Iterator[bytes]:
-        packer = ZstdCompress(level, workers) if compress else None
+        packer = ZstdCompress(level, threads) if compress else None
         pending: list[bytes] = []
         size = 0
         for piece in iter_dump(app_labels, models=models, using=using, on_table=on_table):
