@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
@@ -61,6 +62,15 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TTL": 60,
     "LOCK_RETRY_DELAY": 10,
     "LOCK_WAIT": 24 * 3600,
+    # Monitoring (see monitoring.py and notify.py).
+    "MAIL_ON_FAILURE": True,
+    "MAIL_TO": None,
+    "BASE_URL": "",
+    "PING_URL": None,
+    "PING_TIMEOUT": 5,
+    "MAX_BACKUP_AGE": None,
+    "MAX_VERIFY_AGE": None,
+    "WATCHDOG_INTERVAL": 300,
 }
 
 # key -> (accepted types, human description)
@@ -92,6 +102,14 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "LOCK_TTL": ((int,), "an integer number of seconds"),
     "LOCK_RETRY_DELAY": ((int, float), "a number of seconds"),
     "LOCK_WAIT": ((int,), "an integer number of seconds"),
+    "MAIL_ON_FAILURE": ((bool,), "a boolean"),
+    "MAIL_TO": ((list, tuple, type(None)), "a list of e-mail addresses or None"),
+    "BASE_URL": ((str,), "a string"),
+    "PING_URL": ((str, type(None)), "a string or None"),
+    "PING_TIMEOUT": ((int, float), "a number of seconds"),
+    "MAX_BACKUP_AGE": ((int, dict, type(None)), "seconds, a dict of target to seconds, or None"),
+    "MAX_VERIFY_AGE": ((int, dict, type(None)), "seconds, a dict of target to seconds, or None"),
+    "WATCHDOG_INTERVAL": ((int,), "an integer number of seconds"),
 }
 
 
@@ -134,6 +152,15 @@ class Settings:
     lock_ttl: int = 60
     lock_retry_delay: float = 10
     lock_wait: int = 24 * 3600
+    mail_on_failure: bool = True
+    mail_to: tuple[str, ...] | None = None  # None: Django's ADMINS
+    base_url: str = ""
+    ping_url: str | None = None
+    ping_timeout: float = 5
+    # Target ("media", an alias, or "*" for the rest) -> seconds; None: no limit.
+    max_backup_age: Mapping[str, int | None] = field(default_factory=dict)
+    max_verify_age: Mapping[str, int | None] = field(default_factory=dict)
+    watchdog_interval: int = 300
 
 
 def raw_settings() -> dict[str, Any]:
@@ -263,6 +290,7 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
             )
         )
     problems.extend(_lock_problems(value, ok))
+    problems.extend(_monitoring_problems(value, ok))
     if ok("SCHEDULES"):
         from .schedules import schedule_problems  # imported here: schedules imports conf
 
@@ -299,6 +327,90 @@ def _lock_problems(value: Mapping[str, Any], ok: Any) -> list[Problem]:
     return problems
 
 
+def is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _monitoring_problems(value: Mapping[str, Any], ok: Any) -> list[Problem]:
+    """Failure mail, pings and freshness limits (ids E060-E067)."""
+    problems = []
+    mail_to = value.get("MAIL_TO") if ok("MAIL_TO") else None
+    if mail_to is not None and not all(isinstance(a, str) and "@" in a for a in mail_to):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E060",
+                "MAIL_TO must be a list of e-mail addresses, or None for ADMINS.",
+            )
+        )
+    if ok("BASE_URL") and value["BASE_URL"] and not is_http_url(value["BASE_URL"]):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E061",
+                "BASE_URL must be an http:// or https:// URL such as 'https://example.com'.",
+                "Failure mails link to the run in the admin under it.",
+            )
+        )
+    if ok("PING_URL") and value["PING_URL"] and not is_http_url(value["PING_URL"]):
+        problems.append(
+            Problem("django_rclone_celery.E062", "PING_URL must be an http:// or https:// URL.")
+        )
+    if ok("PING_TIMEOUT") and not 0 < value["PING_TIMEOUT"] <= 60:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E063",
+                "PING_TIMEOUT must be more than 0 and at most 60 seconds.",
+                "A ping waits at most this long; a slow check service must not hold a backup.",
+            )
+        )
+    for check_id, key in (
+        ("django_rclone_celery.E064", "MAX_BACKUP_AGE"),
+        ("django_rclone_celery.E065", "MAX_VERIFY_AGE"),
+    ):
+        if ok(key):
+            problems.extend(
+                Problem(
+                    check_id,
+                    f"{key} {error}.",
+                    "Seconds; None (or a target mapped to None) turns the limit off.",
+                )
+                for error in _limit_problems(value[key])
+            )
+    if ok("WATCHDOG_INTERVAL") and value["WATCHDOG_INTERVAL"] < 2:
+        problems.append(
+            Problem("django_rclone_celery.E067", "WATCHDOG_INTERVAL must be at least 2 seconds.")
+        )
+    return problems
+
+
+def _positive_seconds(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _limit_problems(limit: Any) -> list[str]:
+    if limit is None or _positive_seconds(limit):
+        return []
+    if not isinstance(limit, dict):
+        return ["must be a positive number of seconds"]
+    errors = []
+    targets = {"*", "media", *django_settings.DATABASES}
+    for target, seconds in limit.items():
+        if target not in targets:
+            errors.append(f"names {target!r}, which is neither a database alias, 'media' nor '*'")
+        elif seconds is not None and not _positive_seconds(seconds):
+            errors.append(f"[{target!r}] must be a positive number of seconds or None")
+    return errors
+
+
+def _limits(limit: int | Mapping[str, int | None] | None) -> dict[str, int | None]:
+    """A limit setting as target -> seconds; ``"*"`` covers the targets not named."""
+    if limit is None:
+        return {}
+    if isinstance(limit, int):
+        return {"*": limit}
+    return dict(limit)
+
+
 def _build(raw: Mapping[str, Any]) -> Settings:
     merged = {**DEFAULTS, **{k: v for k, v in raw.items() if k in DEFAULTS}}
     return Settings(
@@ -329,6 +441,14 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         lock_ttl=merged["LOCK_TTL"],
         lock_retry_delay=merged["LOCK_RETRY_DELAY"],
         lock_wait=merged["LOCK_WAIT"],
+        mail_on_failure=merged["MAIL_ON_FAILURE"],
+        mail_to=None if merged["MAIL_TO"] is None else tuple(merged["MAIL_TO"]),
+        base_url=merged["BASE_URL"].rstrip("/"),
+        ping_url=merged["PING_URL"] or None,
+        ping_timeout=merged["PING_TIMEOUT"],
+        max_backup_age=_limits(merged["MAX_BACKUP_AGE"]),
+        max_verify_age=_limits(merged["MAX_VERIFY_AGE"]),
+        watchdog_interval=merged["WATCHDOG_INTERVAL"],
     )
 
 

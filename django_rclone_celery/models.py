@@ -84,3 +84,31 @@ class BackupRun(models.Model):
         if self.started and self.finished:
             return (self.finished - self.started).total_seconds()
         return None
+
+
+class Freshness(models.TextChoices):
+    BACKUP = "backup"  # the newest successful backup
+    VERIFY = "verify"  # the newest successful restore drill (verifybackup --restore)
+
+
+class Watch(models.Model):
+    """The watchdog's memory: is ``target``'s ``kind`` overdue, and since when.
+
+    One row per target and kind. Alerts fire on a change of ``overdue`` only,
+    made by a conditional ``UPDATE``, so two watchdog runs never alert twice.
+    """
+
+    target = models.CharField(max_length=100)  # a database alias or "media"
+    kind = models.CharField(max_length=16, choices=Freshness.choices)
+    overdue = models.BooleanField(default=False)
+    since = models.DateTimeField(null=True, blank=True)  # when it became overdue
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "freshness watch"
+        constraints = [
+            models.UniqueConstraint(fields=["target", "kind"], name="drc_watch_unique_target")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target} {self.kind}: {'overdue' if self.overdue else 'fresh'}"

@@ -24,13 +24,13 @@ from django.apps import apps
 from django.db import router, transaction
 from django.utils import timezone as dj_timezone
 
-from .conf import Problem, Settings, get_settings
+from .conf import Problem, Settings, get_settings, is_http_url
 from .exceptions import ConfigurationError
 
 logger = logging.getLogger("django_rclone_celery")
 
 PREFIX = "django_rclone_celery: "
-SPEC_KEYS = frozenset({"task", "crontab", "every", "kwargs", "timezone"})
+SPEC_KEYS = frozenset({"task", "crontab", "every", "kwargs", "timezone", "ping_url"})
 TASK_PREFIX = "django_rclone_celery."
 KNOWN_TASKS = frozenset(
     TASK_PREFIX + name
@@ -44,8 +44,12 @@ KNOWN_TASKS = frozenset(
         "pgclone_dump",
         "pgclone_restore",
         "pgclone_copy",
+        "watchdog",
     )
 )
+# Installed with the schedules when MAX_BACKUP_AGE or MAX_VERIFY_AGE is set.
+WATCHDOG = "watchdog"
+WATCHDOG_TASK = TASK_PREFIX + WATCHDOG
 MIN_EVERY = 2  # seconds; expire_seconds must stay below the period
 # The header django-celery-beat's scheduler puts on each message; plain beat
 # entries set it themselves, so tasks find their schedule (and slot) either way.
@@ -62,6 +66,7 @@ class ScheduleSpec:
     every: int | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     timezone: str = "UTC"
+    ping_url: str | None = None  # health-check URL pinged by this schedule's runs
 
     @property
     def periodic_task_name(self) -> str:
@@ -202,6 +207,9 @@ def _spec_problems(name: Any, spec: Any) -> list[Problem]:
                     27, f"has an unknown timezone {tz!r}.", "An IANA name such as 'Europe/Paris'."
                 )
             )
+    ping_url = spec.get("ping_url")
+    if ping_url is not None and not (isinstance(ping_url, str) and is_http_url(ping_url)):
+        problems.append(problem(66, "'ping_url' must be an http:// or https:// URL."))
     return problems
 
 
@@ -214,7 +222,7 @@ def load_specs(settings: Settings | None = None) -> list[ScheduleSpec]:
     """The configured schedules, validated (settings are validated by ``get_settings``)."""
     settings = settings or get_settings()
     default_tz = dj_timezone.get_default_timezone_name()
-    return [
+    specs = [
         ScheduleSpec(
             name=name,
             task=spec["task"],
@@ -222,9 +230,21 @@ def load_specs(settings: Settings | None = None) -> list[ScheduleSpec]:
             every=spec.get("every"),
             kwargs=dict(spec.get("kwargs", {})),
             timezone=spec.get("timezone") or default_tz,
+            ping_url=spec.get("ping_url") or None,
         )
         for name, spec in sorted(settings.schedules.items())
     ]
+    watched = any(settings.max_backup_age.values()) or any(settings.max_verify_age.values())
+    if watched and WATCHDOG not in settings.schedules:
+        specs.append(
+            ScheduleSpec(
+                name=WATCHDOG,
+                task=WATCHDOG_TASK,
+                every=settings.watchdog_interval,
+                timezone=default_tz,
+            )
+        )
+    return specs
 
 
 # --- plain Celery beat ----------------------------------------------------------------------
@@ -394,7 +414,7 @@ def install_schedules(sender: Any, using: str = "default", **kwargs: Any) -> Non
         # `manage.py check` reports it; a migration must not fail over it.
         logger.warning("backup schedules not installed: %s", exc)
         return
-    if settings.install_schedules and settings.schedules:
+    if settings.install_schedules and load_specs(settings):
         sync_periodic_tasks(using=using, settings=settings)
 
 

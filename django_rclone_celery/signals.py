@@ -22,10 +22,19 @@ pre_stage            before each stage (veto)             operation, stage, data
 post_stage           after a stage succeeded              operation, stage, database, run_id
 stage_failed         a stage raised                       operation, stage, database, run_id,
                                                           exception
+backup_overdue       a target is overdue or recovers      target, database, kind,
+                                                          recovered, age, limit, last
 ===================  ==================================  ===============================
 
 ``pre_*`` signals use ``send()``: a receiver that raises stops the operation.
-``post_*`` and ``stage_failed`` use ``send_robust()``: a failing receiver is
+``backup_overdue`` is sent by the watchdog task (``sender="watchdog"``),
+once when a target's newest successful backup (``kind="backup"``) or restore
+drill (``kind="verify"``) gets older than its limit, and once with
+``recovered=True`` when it is within it again. ``target`` is the alias or
+``"media"`` (``database`` is None then); ``age`` is in seconds (None: never),
+``limit`` in seconds, ``last`` the newest one's finish time or None.
+
+``post_*``, ``backup_overdue`` and ``stage_failed`` use ``send_robust()``: a failing receiver is
 logged and cannot turn a finished backup into a failure.
 """
 
@@ -45,3 +54,5 @@ post_media_restore = Signal()
 pre_stage = Signal()
 post_stage = Signal()
 stage_failed = Signal()
+
+backup_overdue = Signal()

@@ -30,7 +30,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from django.db import connections
 from django.utils import timezone
 
-from . import ledger, signals
+from . import ledger, notify, signals
 from .conf import get_settings
 from .exceptions import OperationBusy, RcloneError
 from .locks import Heartbeat, lease
@@ -218,6 +218,7 @@ def run_operation(
             started = ledger.start(row, task_id, lock.token, request.hostname or "")
             if started is None:
                 return _skipped(operation, database, row, "claimed by another run")
+            notify.run_started(started)
             if lock_target in (None, database):
                 ledger.reap_abandoned(database or "", keep=started)
             return _execute(task, operation, database, func, started, at_most_once, kwargs)
@@ -256,6 +257,7 @@ def _wait_for_lease(
     if waited > settings.lock_wait or task.request.called_directly:
         exc = OperationBusy(f"another operation holds the lock on {target!r}")
         ledger.fail(fresh, exc)
+        notify.run_finished(fresh, exc)
         raise exc
     ledger.mark_queued(fresh)
     countdown = settings.lock_retry_delay * (1 + random.random())  # noqa: S311 - jitter only
@@ -279,6 +281,7 @@ def _execute(
         exc = _too_many_attempts(row)
         ledger.fail(row, exc)
         _signal_failure(operation, database, row, exc)
+        notify.run_finished(row, exc)
         raise exc
     recorder = _Recorder(
         task, row, at_most_once and _same_database(database, ledger.ledger_alias())
@@ -298,13 +301,15 @@ def _execute(
         ledger.fail(row, exc)
         if not signalled:
             _signal_failure(operation, database, row, exc)
-        if (
+        retry = (
             isinstance(exc, RcloneError)
             and exc.transient
             and not at_most_once
             and row.attempts <= settings.task_max_retries
             and not task.request.called_directly
-        ):
+        )
+        notify.run_finished(row, exc, final=not retry)  # only the last attempt mails
+        if retry and isinstance(exc, RcloneError):
             countdown = get_exponential_backoff_interval(
                 factor=int(getattr(task, "retry_backoff", OperationTask.retry_backoff)),
                 retries=row.attempts - 1,
@@ -319,6 +324,7 @@ def _execute(
     payload = dict(result.as_dict())
     payload.update(task_id=row.task_id, slot=row.slot, run=row.pk)
     ledger.succeed(row, payload)
+    notify.run_finished(row, None)
     return payload
 
 
@@ -617,3 +623,22 @@ def pgclone_copy(
         database=alias,
         config=config,
     )
+
+
+# -- monitoring ----------------------------------------------------------------
+
+
+@shared_task(name="django_rclone_celery.watchdog", ignore_result=True)
+def watchdog() -> list[dict[str, Any]]:
+    """Alert once when a backup or restore drill becomes overdue, once when it recovers.
+
+    Installed with the schedules (every ``WATCHDOG_INTERVAL`` seconds) when
+    ``MAX_BACKUP_AGE`` or ``MAX_VERIFY_AGE`` is set. Reads the ledger only:
+    no run row, no lease.
+    """
+    from .monitoring import watch
+
+    return [
+        {"target": a.target, "kind": a.kind, "recovered": a.recovered, "age": a.age}
+        for a in watch()
+    ]
