@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -29,6 +29,7 @@ from .enqueue import enqueue_on_commit
 from .exceptions import DjangoRcloneCeleryError
 from .management.base import human_size
 from .models import BackupRun, Operation, Status
+from .monitoring import MEDIA, first_line, status
 from .operations.restore import resolve_backup
 
 LABELS = {
@@ -117,6 +118,7 @@ class BackupRunAdmin(RunAdminBase):
         "database",
         "status",
         "stage",
+        "error_display",
         "progress",
         "size_display",
         "duration_display",
@@ -160,6 +162,13 @@ class BackupRunAdmin(RunAdminBase):
         if run.bytes_total:
             text += f" / {human_size(run.bytes_total)}"
         return text
+
+    @admin.display(description="error")
+    def error_display(self, run: BackupRun) -> str:
+        """A failed run's error, its first line (the full text is on the run's page)."""
+        if run.status != Status.FAILED:
+            return ""
+        return first_line(run.error, limit=160)
 
     @admin.display(description="size", ordering="size")
     def size_display(self, run: BackupRun) -> str:
@@ -290,9 +299,29 @@ class BackupRunAdmin(RunAdminBase):
     ) -> HttpResponse:
         extra = {
             "can_start_runs": self.has_backup_permission(request)
-            or self.has_restore_permission(request)
+            or self.has_restore_permission(request),
+            "freshness": self._freshness(),
         }
         return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    @staticmethod
+    def _freshness() -> list[dict[str, Any]] | None:
+        """The summary above the list: each target's state, newest backup and drill."""
+        try:
+            found = status()
+        except (DjangoRcloneCeleryError, DatabaseError):
+            return None  # the list itself still shows; backupstatus names the problem
+        return [
+            {
+                "target": item.target,
+                "state": item.state,
+                "backup": item.last_backup,
+                "verified": item.last_verified,
+                "failure": item.last_failure,
+                "is_media": item.target == MEDIA,
+            }
+            for item in found
+        ]
 
     def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
         return {

@@ -98,6 +98,7 @@ class TargetStatus:
     target: str
     last_backup: RunInfo | None
     last_verified: RunInfo | None  # None for media: it has no restore drill
+    last_restore: RunInfo | None  # the newest successful restore or restore drill
     last_failure: Failure | None
     max_backup_age: int | None
     max_verify_age: int | None
@@ -145,7 +146,7 @@ def target_status(
     backups = runs.filter(operation__in=operations)
     newest = backups.filter(status=Status.SUCCEEDED).order_by("-finished", "-id").first()
     last_backup = RunInfo.of(newest, now) if newest else None
-    last_verified = None
+    last_verified: RunInfo | None = None
     if target != MEDIA:
         drill = (
             runs.filter(
@@ -155,6 +156,13 @@ def target_status(
             .first()
         )
         last_verified = RunInfo.of(drill, now) if drill else None
+    restores = runs.filter(status=Status.SUCCEEDED, operation=Operation.DB_RESTORE)
+    if target == MEDIA:
+        restores = runs.filter(status=Status.SUCCEEDED, operation=Operation.MEDIA_RESTORE)
+    restored = restores.order_by("-finished", "-id").first()
+    last_restore = RunInfo.of(restored, now) if restored else None
+    if last_verified and (last_restore is None or last_verified.finished > last_restore.finished):
+        last_restore = last_verified
     failed = runs.filter(status=Status.FAILED).order_by("-finished", "-id").first()
     latest = (
         backups.filter(status__in=(Status.SUCCEEDED, Status.FAILED))
@@ -167,6 +175,7 @@ def target_status(
         target=target,
         last_backup=last_backup,
         last_verified=last_verified,
+        last_restore=last_restore,
         last_failure=Failure.of(failed) if failed else None,
         max_backup_age=max_backup,
         max_verify_age=max_verify,

@@ -32,7 +32,8 @@ def _record_signals() -> None:
     path = os.environ.get("DRC_SIGNAL_LOG")
     if not path:
         return
-    for name in (n for n in dir(signals) if n.startswith(("pre_", "post_")) or n == "stage_failed"):
+    recorded = ("stage_failed", "backup_overdue")
+    for name in (n for n in dir(signals) if n.startswith(("pre_", "post_")) or n in recorded):
 
         def receiver(sender: object, _name: str = name, **kwargs: object) -> None:
             kwargs.pop("signal", None)

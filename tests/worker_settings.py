@@ -48,3 +48,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = _transport
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _transport
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ANNOTATIONS = _config.get("annotations", {})
+# Any other settings a test passes (workers.start(settings=...)), e.g. EMAIL_PORT.
+globals().update(_config.get("settings", {}))

@@ -296,22 +296,37 @@ class Workers:
         concurrency: int = 1,
         visibility_timeout: float = 3600,
         annotations: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> Worker:
+        worker = Worker(
+            name,
+            self.env(visibility_timeout, annotations, settings),
+            self.log_dir / f"{name}.log",
+            concurrency,
+        )
+        self.started.append(worker)
+        return worker.start()
+
+    def env(
+        self,
+        visibility_timeout: float = 3600,
+        annotations: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> dict[str, str]:
+        """The environment of a worker (or beat) process; ``settings``: extra Django settings."""
         config = worker_config(
             self.redis_server,
             visibility_timeout=visibility_timeout,
             annotations=annotations or {},
+            settings=settings or {},
         )
-        env = {
+        return {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
             "DRC_WORKER_CONFIG": json.dumps(config),
             "PYTHONPATH": str(ROOT),
             "DRC_SIGNAL_LOG": str(self.signal_log),
         }
-        worker = Worker(name, env, self.log_dir / f"{name}.log", concurrency)
-        self.started.append(worker)
-        return worker.start()
 
     def logs(self) -> str:
         return "\n".join(f"--- {w.name}\n{w.log()[-4000:]}" for w in self.started)
