@@ -672,3 +672,55 @@ def test_admin_list_opens_with_the_summary_and_shows_errors(drc_config: Any) -> 
         "late",
         "failing",
     ]
+
+
+# -- the docs' recipes ---------------------------------------------------------------------------
+
+DOCS = ROOT / "docs"
+
+
+def test_metrics_urls_example_serves_the_metrics(settings: Any) -> None:
+    import runpy
+    import types
+
+    from django.contrib import admin
+    from django.contrib.auth.models import User
+    from django.urls import clear_url_caches, path
+
+    module = types.ModuleType("metrics_urls_example")
+    module.__dict__.update(runpy.run_path(str(DOCS / "examples" / "metrics_urls.py")))
+    # A project's URLconf has the admin too (staff_member_required logs in there).
+    module.urlpatterns.append(path("admin/", admin.site.urls))
+    settings.ROOT_URLCONF = module
+    clear_url_caches()
+    try:
+        open_view = Client().get("/backups/metrics")
+        assert open_view.status_code == 200
+        assert "django_rclone_celery_ok{" in open_view.content.decode()
+        assert Client().get("/backups/metrics-staff").status_code == 302  # to the login page
+        staff = Client()
+        staff.force_login(User.objects.create_user("s", password="x", is_staff=True))
+        assert staff.get("/backups/metrics-staff").status_code == 200
+    finally:
+        clear_url_caches()
+
+
+def test_alert_rules_in_the_docs_parse_and_name_served_metrics() -> None:
+    import re
+
+    import yaml
+
+    from django_rclone_celery.views import PREFIX, families
+
+    served = set()
+    for family in families():
+        served.add(PREFIX + family.name + ("_total" if family.type == "counter" else ""))
+    text = (DOCS / "monitoring.md").read_text()
+    [block] = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    rules = yaml.safe_load(block)["groups"][0]["rules"]
+    assert len(rules) == 5
+    named = set(re.findall(r"django_rclone_celery_\w+", block))
+    assert named
+    assert named <= served, named - served
+    documented = set(re.findall(r"`(django_rclone_celery_\w+)`", text))
+    assert documented == served

@@ -36,5 +36,14 @@ DJANGO_RCLONE = {
     "LOCK_TTL": 60,
     "LOCK_RETRY_DELAY": 10,
     "LOCK_WAIT": 24 * 3600,
+    # monitoring
+    "MAIL_ON_FAILURE": True,
+    "MAIL_TO": None,  # None: ADMINS
+    "BASE_URL": "",
+    "PING_URL": None,
+    "PING_TIMEOUT": 5,
+    "MAX_BACKUP_AGE": None,
+    "MAX_VERIFY_AGE": None,
+    "WATCHDOG_INTERVAL": 300,
 }
 # --8<-- [end:settings]
