@@ -8,6 +8,7 @@ processes on the throwaway Redis, the real rclone binary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -293,6 +294,97 @@ def test_transient_retries_mail_once_for_the_final_failure(
     assert pings.paths() == ["/hc/check/start"] * 3 + ["/hc/check/fail"]
     [mail] = mailbox.messages
     assert "Attempts:  3" in body(mail)
+
+
+class FlakyProxy:
+    """A TCP proxy on loopback: while ``broken``, it hangs up on every connection
+    (rclone sees a transient error); then it forwards to ``upstream``."""
+
+    def __init__(self, upstream: int) -> None:
+        import socket
+
+        self.upstream = upstream
+        self.broken = True
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.broken:
+                conn.close()
+                continue
+            back = socket.create_connection(("127.0.0.1", self.upstream))
+            for a, b in ((conn, back), (back, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: Any, sink: Any) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_retry_that_succeeds_mails_nobody(
+    task_app: Any,
+    workers: Any,
+    s3_remote: Any,
+    drc_config: Any,
+    mailbox: Mailbox,
+    pings: Pings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first attempt meets a dead S3 endpoint, the retry reaches moto: no mail,
+    two start pings and one success ping."""
+    populate("pg")
+    proxy = FlakyProxy(int(s3_remote.s3.endpoint.rsplit(":", 1)[1]))
+    for key in ("TYPE", "PROVIDER", "ENV_AUTH", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "REGION"):
+        monkeypatch.setenv(f"RCLONE_CONFIG_FLAKY_{key}", os.environ[f"RCLONE_CONFIG_MOTO_{key}"])
+    monkeypatch.setenv("RCLONE_CONFIG_FLAKY_FORCE_PATH_STYLE", "true")
+    monkeypatch.setenv("RCLONE_CONFIG_FLAKY_ENDPOINT", f"http://127.0.0.1:{proxy.port}")
+    drc_config(
+        REMOTE=f"flaky:{s3_remote.bucket}/backups",
+        RCLONE_FLAGS=["--retries", "1", "--low-level-retries", "1", "--contimeout", "1s"],
+        PING_URL=pings.url("/hc/check"),
+        MAIL_TO=["ops@example.com"],
+    )
+    try:
+        # No jitter: the retry comes 2 s after the first failure, time to mend the proxy.
+        workers.start(
+            annotations={BACKUP: {"retry_backoff": 2, "retry_jitter": False}},
+            settings=mailbox.settings(),
+        )
+        result = task_app.send_task(BACKUP, kwargs={"database": "pg"})
+        wait_for(
+            lambda: BackupRun.objects.filter(task_id=result.id, status="failed").exists(),
+            what="the first attempt's failure",
+            interval=0.05,
+            pool=workers,
+        )
+        proxy.broken = False
+        assert result.get(timeout=120)["status"] == "succeeded"
+    finally:
+        proxy.close()
+    assert BackupRun.objects.get(task_id=result.id).attempts == 2
+    wait_for(lambda: len(pings.seen) >= 3, what="three pings", pool=workers)
+    time.sleep(1)
+    assert pings.paths() == ["/hc/check/start", "/hc/check/start", "/hc/check"]
+    assert mailbox.messages == []
 
 
 def test_failure_mail_holds_no_password_and_can_be_turned_off(
