@@ -252,7 +252,7 @@ def test_worker_runs_ping_and_a_failed_run_mails_once(
     assert "BackupNotFound" in pings.seen[3][1]
     log = worker.log()
     assert "health-check ping http://127.0.0.1:" in log
-    assert "/slow/***/fail?*** failed" in log
+    assert "/slow/***/fail?*** failed: TimeoutError: timed out" in log
     assert PING_TOKEN not in log
 
 
