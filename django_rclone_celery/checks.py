@@ -75,3 +75,23 @@ def check_pgclone_settings(app_configs: Any = None, **kwargs: Any) -> list[check
         (checks.Warning if p.warning else checks.Error)(p.msg, hint=p.hint or None, id=p.id)
         for p in validate_pgclone()
     ]
+
+
+@checks.register(checks.Tags.compatibility, TAG, deploy=True)
+def check_failure_mail(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``check --deploy``: failure mail is on but goes to nobody (id ``W060``)."""
+    if any(not p.warning for p in validate()):
+        return []  # check_settings reports those
+    settings = _build(raw_settings())
+    from .notify import recipients
+
+    if settings.mail_on_failure and not recipients(settings):
+        return [
+            checks.Warning(
+                "Failed backups are mailed to nobody: MAIL_TO is None and ADMINS is empty.",
+                hint="Set ADMINS or DJANGO_RCLONE['MAIL_TO'], or MAIL_ON_FAILURE = False "
+                "if something else watches the runs.",
+                id="django_rclone_celery.W060",
+            )
+        ]
+    return []

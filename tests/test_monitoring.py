@@ -171,6 +171,33 @@ def test_monitoring_settings_are_validated_with_their_check_ids() -> None:
     )
 
 
+def test_deploy_check_warns_when_failure_mail_goes_to_nobody(
+    settings: Any, drc_config: Any
+) -> None:
+    from django.core import checks
+
+    def deploy_ids() -> list[str]:
+        return [
+            m.id
+            for m in checks.run_checks(
+                include_deployment_checks=True, tags=["django_rclone_celery"]
+            )
+        ]
+
+    settings.ADMINS = []
+    assert "django_rclone_celery.W060" in deploy_ids()
+    assert "django_rclone_celery.W060" not in [
+        m.id for m in checks.run_checks(tags=["django_rclone_celery"])
+    ]
+    drc_config(MAIL_TO=["ops@example.com"])
+    assert "django_rclone_celery.W060" not in deploy_ids()
+    drc_config(MAIL_TO=None, MAIL_ON_FAILURE=False)
+    assert "django_rclone_celery.W060" not in deploy_ids()
+    drc_config(MAIL_ON_FAILURE=True)
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    assert "django_rclone_celery.W060" not in deploy_ids()
+
+
 def test_redacted_ping_urls_keep_no_token() -> None:
     cases = {
         f"https://hc-ping.com/{PING_TOKEN}/start": "https://hc-ping.com/***/start",
