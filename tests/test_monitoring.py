@@ -90,6 +90,7 @@ def mailbox(settings: Any) -> Iterator[Mailbox]:
 class Pings:
     port: int
     seen: list[tuple[str, str]] = field(default_factory=list)  # (path with query, body)
+    methods: set[str] = field(default_factory=set)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -108,6 +109,7 @@ def pings() -> Iterator[Pings]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             record.seen.append((self.path, body))
+            record.methods.add(self.command)
             if self.path.startswith("/slow/"):
                 time.sleep(3)
             try:
@@ -277,6 +279,7 @@ def test_worker_runs_ping_and_a_failed_run_mails_once(
         f"/slow/{PING_TOKEN}/fail?key={PING_TOKEN}",
     ]
     assert "BackupNotFound" in pings.seen[3][1]
+    assert pings.methods == {"POST"}
     log = worker.log()
     assert "health-check ping http://127.0.0.1:" in log
     assert "/slow/***/fail?*** failed: TimeoutError: timed out" in log
@@ -420,6 +423,7 @@ def test_failure_mail_holds_no_password_and_can_be_turned_off(
     """Through Django's mail settings to ADMINS; database passwords and URL
     credentials are scrubbed even from a recorded error that holds them."""
     monkeypatch.setitem(connections.settings["pg"], "PASSWORD", PASSWORD)
+    settings.EMAIL_HOST_PASSWORD = "smtp-Secret-42"  # no EMAIL_HOST_USER: no SMTP login
     settings.ADMINS = [("Ops", "ops@example.com"), ("Dev", "dev@example.com")]
     now = timezone.now()
     row = BackupRun.objects.create(
@@ -433,19 +437,44 @@ def test_failure_mail_holds_no_password_and_can_be_turned_off(
         started=now,
         finished=now,
         error=f"ProcessError: pg_dump said password {PASSWORD} for "
-        f"postgresql://app:{PASSWORD}@db/app was wrong\nsecond line",
+        f"postgresql://app:{PASSWORD}@db/app was wrong (smtp-Secret-42)\nsecond line",
     )
     assert notify.mail_failure(row)
     [mail] = mailbox.messages
     assert mail["To"] == "ops@example.com, dev@example.com"
     text = body(mail)
     assert PASSWORD not in text
+    assert "smtp-Secret-42" not in text
     assert "postgresql://***@db/app" in text
     assert "second line" not in text  # the error in one line
     assert "Run:       #" in text  # no BASE_URL, no Sites framework: the run's id
     drc_config(MAIL_ON_FAILURE=False)
     assert not notify.mail_failure(row)
     assert len(mailbox.messages) == 1
+
+
+def test_failure_mail_links_through_the_sites_framework_without_base_url(
+    mailbox: Mailbox, settings: Any
+) -> None:
+    from django.db import connection
+
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "django.contrib.sites"]
+    settings.SITE_ID = 1
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    from django.contrib.sites.models import Site
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Site)
+    try:
+        Site.objects.update_or_create(pk=1, defaults={"domain": "shop.example.com"})
+        Site.objects.clear_cache()
+        row = _run("db_backup", "default", timezone.now(), status="failed", error="E: x")
+        assert notify.mail_failure(row)
+        link = f"https://shop.example.com/admin/django_rclone_celery/backuprun/{row.pk}/change/"
+        assert f"Run:       {link}" in body(mailbox.messages[0])
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Site)
 
 
 # -- the watchdog, run by a real beat and worker -----------------------------------------------
@@ -549,12 +578,18 @@ def test_watchdog_alerts_once_when_backups_stop_and_once_on_recovery(
     assert not Watch.objects.get(target="pg", kind="backup").overdue
 
 
-def test_watchdog_state_changes_only_once_per_incident(drc_config: Any) -> None:
+def test_watchdog_state_changes_only_once_per_incident(
+    drc_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """The alert fires on the change only, whoever runs the watchdog and how often."""
     drc_config(MAX_BACKUP_AGE={"pg": 60}, MAX_VERIFY_AGE={"pg": 60})
     old = timezone.now() - timedelta(seconds=120)
     _run("db_backup", "pg", old)
-    alerts = watch()
+    with caplog.at_level("WARNING", logger="django_rclone_celery"):
+        alerts = watch()
+    assert "backup watchdog: database 'pg' has no successful restore drill (limit 60 s)" in (
+        caplog.text
+    )
     assert [(a.target, a.kind, a.recovered, a.age is None) for a in alerts] == [
         ("pg", "backup", False, False),
         ("pg", "verify", False, True),  # never drilled
@@ -564,6 +599,23 @@ def test_watchdog_state_changes_only_once_per_incident(drc_config: Any) -> None:
     _run("db_verify", "pg", timezone.now(), result={"restored": True})
     assert [(a.kind, a.recovered) for a in watch()] == [("verify", True)]
     assert watch() == []
+
+
+def test_the_watchdog_schedule_comes_with_a_limit_and_yields_to_one_of_yours(
+    drc_config: Any,
+) -> None:
+    from django_rclone_celery.schedules import load_specs
+
+    def watchdogs() -> list[tuple[str, str, int | None]]:
+        return [(s.name, s.task, s.every) for s in load_specs() if s.name == "watchdog"]
+
+    assert watchdogs() == []  # no limit, no watchdog
+    drc_config(MAX_VERIFY_AGE=86400, WATCHDOG_INTERVAL=120)
+    assert watchdogs() == [("watchdog", "django_rclone_celery.watchdog", 120)]
+    drc_config(
+        SCHEDULES={"watchdog": {"task": "django_rclone_celery.watchdog", "every": 60}},
+    )
+    assert watchdogs() == [("watchdog", "django_rclone_celery.watchdog", 60)]
 
 
 # -- backupstatus --------------------------------------------------------------------------------
@@ -702,6 +754,14 @@ def test_backupstatus_text_and_one_line_on_stderr(drc_config: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "pg: ok" in proc.stdout
     assert proc.stderr == ""
+    # A ledger that cannot be read: status 1 and one line, no traceback.
+    config["databases"]["default"] = "/nonexistent-drc-dir/ledger.sqlite3"
+    env["DRC_WORKER_CONFIG"] = json.dumps(config)
+    proc = backupstatus()
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "CommandError: cannot read the run history: unable to open database file"
+    ]
 
 
 # -- metrics and the admin -----------------------------------------------------------------------
