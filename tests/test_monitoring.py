@@ -475,6 +475,11 @@ def test_failure_mail_links_through_the_sites_framework_without_base_url(
     finally:
         with connection.schema_editor() as editor:
             editor.delete_model(Site)
+        # Installing the app re-ran the admin's autodiscovery, which registered Site.
+        from django.contrib import admin
+
+        if admin.site.is_registered(Site):
+            admin.site.unregister(Site)
 
 
 # -- the watchdog, run by a real beat and worker -----------------------------------------------
