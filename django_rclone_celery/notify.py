@@ -27,7 +27,7 @@ from django.db import connections
 from django.urls import NoReverseMatch, reverse
 
 from .conf import Settings, get_settings
-from .models import BackupRun
+from .models import BackupRun, Status
 from .process import redact
 
 if TYPE_CHECKING:
@@ -255,3 +255,17 @@ def run_finished(row: BackupRun, error: BaseException | None, *, final: bool = T
         mail_failure(fresh, settings)
     except Exception:  # monitoring never fails a run
         logger.exception("monitoring hook run_finished failed")
+
+
+def runs_abandoned(pks: Iterable[int]) -> None:
+    """Runs just marked failed because their worker died: mail and ping ``/fail``
+    for each, as for any final failure (they never reached ``run_finished``)."""
+    try:
+        settings = get_settings()
+        for row in BackupRun.objects.filter(pk__in=list(pks), status=Status.FAILED):
+            from .monitoring import first_line
+
+            _ping_all(run_ping_urls(row, settings), "fail", scrub(first_line(row.error)), settings)
+            mail_failure(row, settings)
+    except Exception:  # monitoring never fails a run
+        logger.exception("monitoring hook runs_abandoned failed")

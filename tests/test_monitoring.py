@@ -417,6 +417,48 @@ def test_a_retry_that_succeeds_mails_nobody(
     assert mailbox.messages == []
 
 
+def test_a_run_whose_worker_died_is_mailed_when_the_next_run_finds_it(
+    task_app: Any,
+    workers: Any,
+    remote_dir: Path,
+    drc_config: Any,
+    mailbox: Mailbox,
+    pings: Pings,
+) -> None:
+    """A restore's pool process is killed: its row stays "running", nobody is told.
+    The next run on the database takes the lease, marks it failed, and mails it."""
+    from django_rclone_celery.operations import backup_database
+    from tests.conftest import make_big_table
+    from tests.test_tasks import SLOW_STREAM
+
+    make_big_table("pg", "drc_big", 20_000)
+    drc_config(COMPRESSION="none")
+    backup_database("pg")
+    drc_config(**SLOW_STREAM, MAIL_TO=["ops@example.com"], PING_URL=pings.url("/hc/c"))
+    worker = workers.start(settings=mailbox.settings())
+    result = task_app.send_task(RESTORE, kwargs={"database": "pg"})
+    wait_for(
+        lambda: BackupRun.objects.filter(
+            task_id=result.id, stage="restore", bytes_done__gt=0
+        ).exists(),
+        what="the restore streaming",
+        pool=workers,
+    )
+    [child] = worker.pool_children()
+    os.kill(child, signal.SIGKILL)
+    with pytest.raises(Exception, match="Worker"):
+        result.get(timeout=60)
+    assert mailbox.messages == []  # nothing could tell yet
+    cleanup = task_app.send_task("django_rclone_celery.db_cleanup", kwargs={"database": "pg"})
+    assert cleanup.get(timeout=120)["status"] == "succeeded"
+    wait_for(lambda: mailbox.messages, what="the mail about the dead run", pool=workers)
+    time.sleep(1)
+    [mail] = mailbox.messages
+    assert mail["Subject"] == "[test] db_restore of database 'pg' failed"
+    assert "Error:     abandoned: its worker died" in body(mail)
+    assert pings.paths() == ["/hc/c/start", "/hc/c/start", "/hc/c/fail", "/hc/c"]
+
+
 def test_failure_mail_holds_no_password_and_can_be_turned_off(
     mailbox: Mailbox, drc_config: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
