@@ -257,6 +257,12 @@ def run_finished(row: BackupRun, error: BaseException | None, *, final: bool = T
         logger.exception("monitoring hook run_finished failed")
 
 
+def running_elsewhere(database: str, started: BackupRun) -> list[int]:
+    """Rows of ``database`` marked running by another run: about to be reaped as dead."""
+    rows = BackupRun.objects.filter(database=database, status=Status.RUNNING)
+    return list(rows.exclude(pk=started.pk).values_list("pk", flat=True))
+
+
 def runs_abandoned(pks: Iterable[int]) -> None:
     """Runs just marked failed because their worker died: mail and ping ``/fail``
     for each, as for any final failure (they never reached ``run_finished``)."""

@@ -220,17 +220,12 @@ def run_operation(
                 return _skipped(operation, database, row, "claimed by another run")
             notify.run_started(started)
             if lock_target in (None, database):
-                dead = _running_elsewhere(database or "", started)
+                dead = notify.running_elsewhere(database or "", started)
                 ledger.reap_abandoned(database or "", keep=started)
                 notify.runs_abandoned(dead)  # they failed silently: say it once
             return _execute(task, operation, database, func, started, at_most_once, kwargs)
     finally:
         lock.release()
-
-
-def _running_elsewhere(database: str, started: BackupRun) -> list[int]:
-    rows = BackupRun.objects.filter(database=database, status=Status.RUNNING)
-    return list(rows.exclude(pk=started.pk).values_list("pk", flat=True))
 
 
 def _skip(
