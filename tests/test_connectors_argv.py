@@ -351,8 +351,12 @@ class ArgvWatcher:
                     self.seen[pid] = argv
                     for arg in argv:
                         if arg.startswith("--defaults-extra-file="):
+                            path = arg.split("=", 1)[1]
+                            # /dev/fd/N is the tool's descriptor N, not ours.
+                            if path.startswith("/dev/fd/"):
+                                path = f"/proc/{pid}/fd/{path.rsplit('/', 1)[1]}"
                             try:
-                                mode = os.stat(arg.split("=", 1)[1]).st_mode
+                                mode = os.stat(path).st_mode
                                 self.file_modes.add(stat.S_IMODE(mode))
                             except OSError:
                                 pass
