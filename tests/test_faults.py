@@ -1,0 +1,447 @@
+"""Fault suite: runs SIGKILLed in a loop, and a password with every awkward byte.
+
+SIGKILL loops (``@slow``; ``DRC_FAULT_KILLS`` rounds per engine and
+operation, default 3): ``manage.py dbbackup`` / ``dbrestore`` run as a
+separate Python process on PostgreSQL, MariaDB and SQLite; once its programs
+(dump or restore tool, rclone) are streaming, that Python process alone gets
+SIGKILL. After every kill: no program of the run is alive, no secret file is
+left anywhere (no ``/tmp/drc-*`` directory, no process holding an anonymous
+secret file), no partial backup is visible and a restore's live database is
+unchanged. After the loop, one clean run succeeds and restores the data.
+
+Password scan: a MariaDB user and a PostgreSQL role whose password holds
+quotes, a backslash, ``$``, ``#``, spaces and a newline back up and restore
+through a real worker; the whole password and each of its lines are looked
+for in every process's argv during the runs, the worker's log, the ledger,
+the Celery results and messages in Redis, the admin list page and a
+command's stderr.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.urls import reverse
+
+from django_rclone_celery.models import BackupRun
+from tests.conftest import (
+    all_cmdlines,
+    damage,
+    make_big_table,
+    populate,
+    snapshot,
+    staging_leftovers,
+)
+from tests.test_tasks import BACKUP, SLOW_STREAM
+from tests.test_worker_kill import RESTORE, complete_backups
+from tests.workers import BACKEND_DB, BROKER_DB
+
+ROOT = Path(__file__).resolve().parent.parent
+KILLS = int(os.environ.get("DRC_FAULT_KILLS", "3"))
+SUFFIX = os.environ.get("DRC_TEST_DB_SUFFIX", "")
+
+
+# Processes ----------------------------------------------------------------------
+def state(pid: int) -> str:
+    """The kernel's state letter: "Z" for a zombie, "" once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int) -> bool:
+    return state(pid) not in ("", "Z")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, whichever of its threads started it."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            threads = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                text = Path(f"/proc/{current}/task/{tid}/children").read_text()
+            except OSError:
+                continue
+            for child in map(int, text.split()):
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def held_secret_files() -> list[str]:
+    """Processes of this user holding one of the gateway's anonymous secret files."""
+    held = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.scandir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        with fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path).startswith("/memfd:drc-secret"):
+                        held.append(f"{entry.name}: {fd.name}")
+                except OSError:
+                    continue
+    return held
+
+
+def secret_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("drc-*") if p.is_dir()}
+
+
+def command_env() -> dict[str, str]:
+    """A ``manage.py`` process that sees this test's databases and settings."""
+    config = {
+        "databases": {alias: connections[alias].settings_dict["NAME"] for alias in connections},
+        "accounts": {
+            alias: {key: connections[alias].settings_dict.get(key) for key in ("USER", "PASSWORD")}
+            for alias in connections
+        },
+        "django_rclone": dict(settings.DJANGO_RCLONE),
+        "media_root": str(settings.MEDIA_ROOT),
+    }
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "DRC_WORKER_CONFIG": json.dumps(config),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def manage(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "django", *args],
+            cwd=ROOT,
+            env=command_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def kill_mid_stream(args: tuple[str, ...], log: Path, delay: float) -> list[str]:
+    """Start a command, SIGKILL its Python process mid-stream; returns what went wrong."""
+    proc = manage(*args, log=log)
+    problems: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        # Streaming: the tool and rclone (or at least one program) are both up.
+        while len(descendants(proc.pid)) < 2 and proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        time.sleep(delay)
+        tools = descendants(proc.pid)
+        names = [Path(f"/proc/{pid}/exe").resolve().name for pid in tools if alive(pid)]
+        if proc.poll() is not None or not tools:
+            problems.append(f"the run ended before the kill: {log.read_text()[-2000:]}")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(alive(pid) for pid in tools):
+        time.sleep(0.01)
+    survivors = [pid for pid in tools if alive(pid)]
+    if survivors:
+        problems.append(f"programs of the run outlived it: {survivors} of {names}")
+        for pid in survivors:  # leave nothing running for the next round
+            os.kill(pid, signal.SIGKILL)
+    return problems
+
+
+# Data -------------------------------------------------------------------------------
+def make_big_sqlite_table(table: str, rows: int) -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, a text, b text, c text)")
+        cursor.execute(
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
+            f"INSERT INTO {table} SELECT i, hex(randomblob(16)), hex(randomblob(16)), "
+            f"hex(randomblob(16)) FROM n",
+            [rows],
+        )
+
+
+def big_table(alias: str) -> None:
+    """~2 MB of dump: two seconds of stream at SLOW_STREAM's 1 MB/s."""
+    if alias == "default":
+        make_big_sqlite_table("drc_fault_big", 20_000)
+    else:
+        make_big_table(alias, "drc_fault_big", 20_000)
+
+
+def kill_params() -> list[Any]:
+    return [
+        pytest.param(
+            alias, marks=pytest.mark.django_db(transaction=True, databases=["default", alias])
+        )
+        for alias in ("pg", "maria", "default")
+    ]
+
+
+# SIGKILL loops ----------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("alias", kill_params())
+def test_sigkill_loop_on_backup_leaves_no_program_no_secret_no_partial(
+    alias: str, remote_dir: Path, drc_config: Any, tmp_path: Path, capsys: Any
+) -> None:
+    populate(alias)
+    big_table(alias)
+    drc_config(LOCK_URL=f"file://{tmp_path}/locks", **SLOW_STREAM)
+    directory = remote_dir / "db"
+    before = secret_dirs()
+    failures: list[str] = []
+    for i in range(KILLS):
+        # Vary where in the stream the kill lands.
+        delay = 0.1 + 0.35 * (i % 4)
+        problems = kill_mid_stream(("dbbackup", "-d", alias), tmp_path / f"b{i}.log", delay)
+        problems += [f"secret files left: {d}" for d in secret_dirs() - before]
+        problems += [f"secret file still open: {h}" for h in held_secret_files()]
+        try:
+            assert complete_backups(directory) == []
+        except AssertionError as exc:
+            problems.append(f"a visible backup after a kill: {exc}")
+        failures += [f"round {i}: {p}" for p in problems]
+    drc_config(RCLONE_FLAGS=[])
+    done = manage("dbbackup", "-d", alias, log=tmp_path / "final.log")
+    assert done.wait(timeout=120) == 0, (tmp_path / "final.log").read_text()
+    with capsys.disabled():
+        print(f"\nbackup SIGKILL loop ({alias}): {KILLS} kills, {len(failures)} problems")
+    assert failures == []
+    assert len(complete_backups(directory)) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("alias", kill_params())
+def test_sigkill_loop_on_restore_leaves_the_live_database_and_no_program(
+    alias: str, remote_dir: Path, drc_config: Any, tmp_path: Path, capsys: Any
+) -> None:
+    populate(alias)
+    big_table(alias)
+    drc_config(LOCK_URL=f"file://{tmp_path}/locks", COMPRESSION="none")
+    made = manage("dbbackup", "-d", alias, log=tmp_path / "backup.log")
+    assert made.wait(timeout=120) == 0, (tmp_path / "backup.log").read_text()
+    original = snapshot(alias)
+    damage(alias)
+    damaged = snapshot(alias)
+    drc_config(**SLOW_STREAM)  # the restore reads the backup at ~1 MB/s
+    before = secret_dirs()
+    failures: list[str] = []
+    args = ("dbrestore", "-d", alias, "--noinput")
+    for i in range(KILLS):
+        delay = 0.1 + 0.35 * (i % 4)
+        problems = kill_mid_stream(args, tmp_path / f"r{i}.log", delay)
+        problems += [f"secret files left: {d}" for d in secret_dirs() - before]
+        problems += [f"secret file still open: {h}" for h in held_secret_files()]
+        connections[alias].close()
+        if snapshot(alias) != damaged:
+            problems.append("the live database changed under a killed restore")
+        failures += [f"round {i}: {p}" for p in problems]
+    drc_config(RCLONE_FLAGS=[])
+    done = manage(*args, log=tmp_path / "final.log")
+    assert done.wait(timeout=120) == 0, (tmp_path / "final.log").read_text()
+    connections[alias].close()
+    with capsys.disabled():
+        print(f"\nrestore SIGKILL loop ({alias}): {KILLS} kills, {len(failures)} problems")
+    assert failures == []
+    assert snapshot(alias) == original
+    assert staging_leftovers(alias) == []
+
+
+# A password with every awkward byte ---------------------------------------------------
+# Each line is distinctive, so finding any of them anywhere is a leak.
+HARD_PASSWORD = 'Qw7\'dq"b\\s $HOME #hash sp ace\nLn2-second "line" $x'
+NEEDLES = [HARD_PASSWORD, *(line.strip() for line in HARD_PASSWORD.splitlines())]
+
+
+class Watcher:
+    """Scans every process's argv until stopped, for any needle; notes the tools it saw."""
+
+    def __init__(self, tools: set[str], contains: str) -> None:
+        self.tools = tools
+        self.contains = contains
+        self.leaks: list[str] = []
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        needles = [n.encode() for n in NEEDLES]
+        while not self._stop.wait(0.003):
+            for raw in all_cmdlines().values():
+                if any(n in raw for n in needles):
+                    self.leaks.append(raw.decode("utf-8", "replace"))
+                argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+                tool = os.path.basename(argv[0]) if argv else ""
+                if tool in self.tools and any(self.contains in a for a in argv):
+                    self.seen.add(tool)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def hard_account(request: Any) -> Iterator[str]:
+    """A MariaDB user or PostgreSQL role (with this run's suffix) using HARD_PASSWORD."""
+    alias = request.param
+    name = f"drc_hard{SUFFIX}"
+    hosts = ("%", "localhost", "127.0.0.1")
+    with connections[alias].cursor() as cursor:
+        if alias == "pg":
+            cursor.execute(f"DROP ROLE IF EXISTS {name}")
+            cursor.execute(f"CREATE ROLE {name} LOGIN SUPERUSER PASSWORD %s", [HARD_PASSWORD])
+        else:
+            for host in hosts:
+                cursor.execute("DROP USER IF EXISTS %s@%s", [name, host])
+                cursor.execute("CREATE USER %s@%s IDENTIFIED BY %s", [name, host, HARD_PASSWORD])
+                cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s", [name, host])
+    yield name
+    connections[alias].close()
+    with connections[alias].cursor() as cursor:
+        if alias == "pg":
+            # The restore made the role own the database it swapped in.
+            cursor.execute(f"REASSIGN OWNED BY {name} TO CURRENT_USER")
+            cursor.execute(f"DROP OWNED BY {name}")
+            cursor.execute(f"DROP ROLE IF EXISTS {name}")
+        else:
+            for host in hosts:
+                cursor.execute("DROP USER IF EXISTS %s@%s", [name, host])
+
+
+def redis_text(client: Any, key: bytes) -> str:
+    """Everything stored under ``key``, with Celery message bodies decoded."""
+    kind = client.type(key).decode()
+    values: list[bytes] = {
+        "string": lambda: [client.get(key)],
+        "list": lambda: client.lrange(key, 0, -1),
+        "hash": lambda: [*client.hgetall(key).values()],
+        "set": lambda: [*client.smembers(key)],
+        "zset": lambda: client.zrange(key, 0, -1),
+    }.get(kind, lambda: [])()
+    texts = []
+    for value in values:
+        text = value.decode("utf-8", "replace")
+        texts.append(text)
+        with suppress(ValueError, KeyError, TypeError):  # a kombu message: its body is base64
+            texts.append(base64.b64decode(json.loads(text)["body"]).decode("utf-8", "replace"))
+    return "\n".join(texts)
+
+
+def leaks(where: str, text: str) -> list[str]:
+    return [f"{where}: {needle!r}" for needle in NEEDLES if needle in text]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("alias", "hard_account"),
+    [
+        pytest.param(
+            alias,
+            alias,
+            marks=pytest.mark.django_db(transaction=True, databases=["default", alias]),
+            id=alias,
+        )
+        for alias in ("maria", "pg")
+    ],
+    indirect=["hard_account"],
+)
+def test_a_password_with_every_awkward_byte_works_and_never_shows(
+    alias: str,
+    hard_account: str,
+    task_app: Any,
+    workers: Any,
+    redis_server: Any,
+    remote_dir: Path,
+    tmp_path: Path,
+    monkeypatch: Any,
+    admin_client: Any,
+) -> None:
+    populate(alias)
+    original = snapshot(alias)
+    dbname = connections[alias].settings_dict["NAME"]
+    tools = {"pg_dump", "pg_restore"} if alias == "pg" else {"mysqldump", "mysql"}
+    connections[alias].close()
+    monkeypatch.setitem(connections.settings[alias], "USER", hard_account)
+    monkeypatch.setitem(connections.settings[alias], "PASSWORD", HARD_PASSWORD)
+    found: list[str] = []
+    with Watcher(tools, dbname) as watcher:
+        workers.start("w1")
+        backup = task_app.send_task(BACKUP, kwargs={"database": alias}).get(timeout=120)
+        assert backup["status"] == "succeeded", backup
+        damage(alias)
+        restore = task_app.send_task(RESTORE, kwargs={"database": alias}).get(timeout=120)
+        assert restore["status"] == "succeeded", restore
+        connections[alias].close()
+        assert snapshot(alias) == original
+        # A wrong password: the failure's text goes everywhere a secret could land.
+        monkeypatch.setitem(
+            connections.settings[alias], "PASSWORD", HARD_PASSWORD + "\n" + HARD_PASSWORD
+        )
+        workers.started[-1].stop()
+        workers.start("w2")
+        failed = task_app.send_task(BACKUP, kwargs={"database": alias})
+        try:
+            failed.get(timeout=120, propagate=False)
+        finally:
+            command = subprocess.run(
+                [sys.executable, "-m", "django", "dbbackup", "-d", alias],
+                cwd=ROOT,
+                env=command_env(),
+                capture_output=True,
+                timeout=120,
+            )
+    connections[alias].close()
+    monkeypatch.undo()
+    assert watcher.seen == tools, "the scan never overlapped the dump and the restore"
+    found += [f"argv: {leak[:200]!r}" for leak in watcher.leaks]
+    if alias == "maria":  # PostgreSQL here trusts loopback: any password gets in
+        assert failed.state == "FAILURE" or failed.result.get("status") == "failed"
+        assert command.returncode != 0
+        assert "Access denied" in command.stderr.decode()
+    found += leaks("command stderr", command.stderr.decode("utf-8", "replace"))
+    found += leaks("command stdout", command.stdout.decode("utf-8", "replace"))
+    for worker in workers.started:
+        found += leaks(f"worker log {worker.name}", worker.log())
+    for run in BackupRun.objects.all():
+        found += leaks(f"ledger row {run.pk}", json.dumps(list(vars(run).values()), default=str))
+    for db in (BROKER_DB, BACKEND_DB):
+        client = redis_server.client(db)
+        for key in client.keys("*"):
+            found += leaks(f"redis {db} {key!r}", redis_text(client, key))
+    page = admin_client.get(reverse("admin:django_rclone_celery_backuprun_changelist"))
+    assert page.status_code == 200
+    assert BackupRun.objects.filter(status="failed").exists() or alias == "pg"
+    found += leaks("admin list", page.content.decode())
+    assert found == []
