@@ -326,12 +326,10 @@ def held_secret_files() -> list[str]:
     return held
 
 
-def drc_temp_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("drc-*") if p.is_dir()}
-
-
-def test_secret_file_is_private_and_never_on_disk(tmp_path: Path) -> None:
-    before = drc_temp_dirs()
+def test_secret_file_is_private_and_never_on_disk(tmp_path: Path, monkeypatch: Any) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where a file would go
     process.run(secret_file_command(tmp_path, "run"))
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["mode"] == 0o600
@@ -343,7 +341,7 @@ def test_secret_file_is_private_and_never_on_disk(tmp_path: Path) -> None:
     assert SECRET not in info["cmdline"]
     assert "@@TOKEN@@" not in info["cmdline"]
     assert held_secret_files() == []
-    assert drc_temp_dirs() == before
+    assert list(scratch.iterdir()) == []
 
 
 def test_secret_file_is_released_when_the_program_fails(tmp_path: Path) -> None:
