@@ -74,8 +74,14 @@ class Command:
         A secret counts with its escaped spellings and, if it spans lines, with
         each line: a tool that misreads it may print one line of it alone.
         """
-        values = [form for v in (*self.secret_env.values(), *self.redact) for form in _forms(v)]
-        return sorted({v for v in values if v}, key=len, reverse=True)
+        values = [*self.secret_env.values(), *self.redact]
+        return secret_forms(*values)
+
+
+def secret_forms(*secrets: str) -> list[str]:
+    """Every spelling of ``secrets`` to mask, longest first (see :meth:`Command.secrets`)."""
+    forms = {form for secret in secrets for form in _forms(secret) if form}
+    return sorted(forms, key=len, reverse=True)
 
 
 def _forms(secret: str) -> list[str]:
