@@ -45,6 +45,7 @@ from tests.conftest import (
     damage,
     make_big_table,
     populate,
+    remote_files,
     snapshot,
     staging_leftovers,
 )
@@ -118,14 +119,20 @@ def secret_dirs(tmp: Path) -> list[str]:
     return sorted(p.name for p in tmp.iterdir())
 
 
-def command_env(tmp: Path | None = None) -> dict[str, str]:
-    """A ``manage.py`` process that sees this test's databases and settings."""
+def command_env(
+    tmp: Path | None = None, accounts: dict[str, dict[str, str]] | None = None
+) -> dict[str, str]:
+    """A ``manage.py`` process that sees this test's databases and settings.
+
+    ``accounts`` replaces the USER/PASSWORD of some aliases (a refused login).
+    """
     config = {
         "databases": {alias: connections[alias].settings_dict["NAME"] for alias in connections},
         "accounts": {
             alias: {key: connections[alias].settings_dict.get(key) for key in ("USER", "PASSWORD")}
             for alias in connections
-        },
+        }
+        | (accounts or {}),
         "django_rclone": dict(settings.DJANGO_RCLONE),
         "media_root": str(settings.MEDIA_ROOT),
     }
@@ -468,3 +475,117 @@ def test_a_password_with_every_awkward_byte_works_and_never_shows(
     assert BackupRun.objects.filter(status="failed").exists() or alias == "pg"
     found += leaks("admin list", page.content.decode())
     assert found == []
+
+
+# Bad input: one line on stderr, exit status 1, nothing changed ------------------------
+def run_manage(
+    *args: str, accounts: dict[str, dict[str, str]] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=ROOT,
+        env=command_env(accounts=accounts),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def refused(proc: subprocess.CompletedProcess[str], reason: str) -> None:
+    """Exit status 1 and exactly one line on stderr: the reason, no traceback."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1, proc
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("CommandError: "), proc.stderr
+    assert reason in lines[0], proc.stderr
+
+
+REFUSED_LOGIN = {"USER": f"drc_nobody{SUFFIX}", "PASSWORD": "not-the-password"}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_unknown_aliases_are_refused_before_anything_happens(
+    tmp_path: Path, remote_dir: Path, task_app: Any, redis_server: Any
+) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    broker = redis_server.client(BROKER_DB)
+    for command in (("dbbackup",), ("dbrestore", "--noinput"), ("verifybackup",)):
+        with pytest.raises(CommandError, match="unknown database alias 'nosuch'"):
+            call_command(*command, "-d", "nosuch", "--enqueue")
+    assert broker.llen("celery") == 0  # nothing was queued
+    call_command("dbbackup", "-d", "default", "--enqueue")
+    assert broker.llen("celery") == 1  # the same path queues a known alias
+
+    refused(run_manage("listbackups", "-d", "nosuch"), "unknown database alias 'nosuch'")
+    out = tmp_path / "out"
+    refused(
+        run_manage("dumpdb", "--database", "nosuch", "-d", str(out)),
+        "unknown database alias 'nosuch'",
+    )
+    refused(
+        run_manage("loaddb", "--database", "nosuch", "-d", str(tmp_path)),
+        "unknown database alias 'nosuch'",
+    )
+    assert not out.exists()
+    assert remote_files(remote_dir) == []
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "maria"])
+def test_dumpdb_and_loaddb_refused_login_and_unusable_directory(tmp_path: Path) -> None:
+    populate("maria")
+    before = snapshot("maria")
+    good = tmp_path / "good"
+    made = run_manage("dumpdb", "testapp", "--database", "maria", "-d", str(good))
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "out"
+    for command, where in (("dumpdb", out), ("loaddb", good)):
+        proc = run_manage(
+            command,
+            "testapp",
+            "--database",
+            "maria",
+            "-d",
+            str(where),
+            accounts={"maria": REFUSED_LOGIN},
+        )
+        refused(proc, "Access denied")
+        assert "not-the-password" not in proc.stderr
+    assert not out.exists()
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    refused(run_manage("dumpdb", "-d", str(afile / "sub")), "cannot write the dump into")
+    refused(run_manage("dumpdb", "-d", str(afile)), "cannot write the dump into")
+    assert afile.read_text() == ""
+    assert snapshot("maria") == before
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_loaddb_refuses_an_empty_file_or_a_directory_without_the_apps_files(
+    tmp_path: Path,
+) -> None:
+    populate("default")
+    before = snapshot("default")
+    empty_dir = tmp_path / "nothing"
+    empty_dir.mkdir()
+    (empty_dir / "unrelated.jsonl").write_text("{}\n")
+    refused(run_manage("loaddb", "testapp", "-d", str(empty_dir)), "holds no file of the selected")
+    empty_file = tmp_path / "empty"
+    empty_file.mkdir()
+    (empty_file / "testapp_author.jsonl").write_text("")
+    refused(run_manage("loaddb", "testapp", "-d", str(empty_file)), "empty (no table header)")
+    connections["default"].close()
+    assert snapshot("default") == before
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "maria"])
+def test_a_restore_whose_staging_never_started_says_one_thing(remote_dir: Path) -> None:
+    populate("maria")
+    before = snapshot("maria")
+    made = run_manage("dbbackup", "-d", "maria")
+    assert made.returncode == 0, made.stderr
+    proc = run_manage("dbrestore", "-d", "maria", "--noinput", accounts={"maria": REFUSED_LOGIN})
+    refused(proc, "Access denied")
+    assert snapshot("maria") == before
+    assert staging_leftovers("maria") == []
