@@ -23,6 +23,7 @@ import base64
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -589,3 +590,55 @@ def test_a_restore_whose_staging_never_started_says_one_thing(remote_dir: Path) 
     refused(proc, "Access denied")
     assert snapshot("maria") == before
     assert staging_leftovers("maria") == []
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_dumpdb_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    populate("default")
+    out = tmp_path / "new" / "dump"
+    proc = subprocess.run(
+        [sys.executable, "-m", "django", "dumpdb", "testapp", "-d", str(out)],
+        cwd=ROOT,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        umask=0,
+    )
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["testapp_author.jsonl", "testapp_book.jsonl"]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert "O'Brien" in (out / "testapp_author.jsonl").read_text()  # the rows are there
+
+
+# A worker's pool process killed mid-backup ------------------------------------------------
+@pytest.mark.timeout(300)
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_a_killed_pool_process_takes_its_tools_with_it(
+    task_app: Any, workers: Any, remote_dir: Path, drc_config: Any
+) -> None:
+    """The deployment case: the prefork pool process that runs the task gets SIGKILL."""
+    make_big_table("pg", "drc_fault_big", 30_000)
+    drc_config(**SLOW_STREAM)
+    worker = workers.start("w1")
+    [child] = worker.pool_children()
+    task_app.send_task(BACKUP, kwargs={"database": "pg"})
+    deadline = time.monotonic() + 60
+    while not streaming(child, "rcat") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # well into the stream
+    tools = descendants(child)
+    # The dump tool (on Debian a perl wrapper until it execs) and rclone, at least.
+    names = [os.path.basename(cmdline(pid)[0]) for pid in tools if cmdline(pid)]
+    assert "rclone" in names, names
+    assert len(names) >= 2, names
+    os.kill(child, signal.SIGKILL)
+    killed = time.monotonic()
+    while time.monotonic() < killed + GRACE and any(alive(pid) for pid in tools):
+        time.sleep(0.005)
+    survivors = [pid for pid in tools if alive(pid)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
