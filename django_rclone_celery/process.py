@@ -166,14 +166,18 @@ def _materialise(cmd: Command, error: type[ProcessError] = ProcessError) -> Iter
     if not cmd.secret_files:
         yield _Launch(argv, env)
         return
-    if hasattr(os, "memfd_create"):
-        with _memory_files(cmd) as (argv_map, fds):
-            for token, path in argv_map.items():
-                argv = [arg.replace(token, path) for arg in argv]
-            yield _Launch(argv, env, fds)
+    fds = _memory_files(cmd)
+    if fds is not None:
+        try:
+            for token, fd in zip(cmd.secret_files, fds, strict=True):
+                argv = [arg.replace(token, f"/dev/fd/{fd}") for arg in argv]
+            yield _Launch(argv, env, tuple(fds))
+        finally:
+            for fd in fds:
+                os.close(fd)
         return
-    # No anonymous files here (not Linux): a 0600 file in a 0700 directory,
-    # removed when the run ends by any means Python survives.
+    # No anonymous files here (not Linux, or a sandbox forbids them): a 0600
+    # file in a 0700 directory, removed when the run ends by any means Python survives.
     tmpdir = tempfile.mkdtemp(prefix="drc-")
     try:
         for index, (token, content) in enumerate(cmd.secret_files.items()):
@@ -187,31 +191,30 @@ def _materialise(cmd: Command, error: type[ProcessError] = ProcessError) -> Iter
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-@contextmanager
-def _memory_files(cmd: Command) -> Iterator[tuple[dict[str, str], tuple[int, ...]]]:
-    """One anonymous 0600 memory file per secret, named ``/dev/fd/N`` for the child.
+def _memory_files(cmd: Command) -> list[int] | None:
+    """One anonymous 0600 memory file per secret (None where there are none).
 
-    The file lives only as long as a descriptor on it: ours until the block
-    ends, the child's until it exits. Close-on-exec keeps it from every other
-    child; ``pass_fds`` hands it to this one alone.
+    A file lives only as long as a descriptor on it: the caller's until it
+    closes it, the child's (``/dev/fd/N``) until the child exits. Close-on-exec
+    keeps it from every other child; ``pass_fds`` hands it to its own alone.
     """
+    if not hasattr(os, "memfd_create"):
+        return None
     fds: list[int] = []
     try:
-        paths = {}
-        for token, content in cmd.secret_files.items():
+        for content in cmd.secret_files.values():
             fd = os.memfd_create("drc-secret", os.MFD_CLOEXEC)
             fds.append(fd)
             os.fchmod(fd, 0o600)  # tools refuse world-writable option files
-            data = content.encode()
-            view = memoryview(data)
+            view = memoryview(content.encode())
             while view:
                 view = view[os.write(fd, view) :]
             os.lseek(fd, 0, os.SEEK_SET)
-            paths[token] = f"/dev/fd/{fd}"
-        yield paths, tuple(fds)
-    finally:
+    except OSError:
         for fd in fds:
             os.close(fd)
+        return None
+    return fds
 
 
 _PR_SET_PDEATHSIG = 1
