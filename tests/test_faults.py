@@ -95,21 +95,22 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def held_secret_files() -> list[str]:
-    """Processes of this user holding one of the gateway's anonymous secret files."""
+def held_secret_files(pids: list[int]) -> list[str]:
+    """Which of ``pids`` hold one of the gateway's anonymous secret files.
+
+    Only these: a parallel test session may hold its own for a moment.
+    """
     held = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in pids:
         try:
-            fds = os.scandir(f"/proc/{entry.name}/fd")
+            fds = os.scandir(f"/proc/{pid}/fd")
         except OSError:
             continue
         with fds:
             for fd in fds:
                 try:
                     if os.readlink(fd.path).startswith("/memfd:drc-secret"):
-                        held.append(f"{entry.name}: {fd.name}")
+                        held.append(f"{pid}: {fd.name}")
                 except OSError:
                     continue
     return held
@@ -196,8 +197,10 @@ def kill_mid_stream(args: tuple[str, ...], verb: str, log: Path, delay: float) -
     survivors = [pid for pid in tools if alive(pid)]
     if survivors:
         problems.append(f"programs of the run outlived it: {survivors} of {names}")
-        for pid in survivors:  # leave nothing running for the next round
-            os.kill(pid, signal.SIGKILL)
+    ours = [os.getpid(), *descendants(os.getpid()), *tools]
+    problems += [f"secret file still open: {h}" for h in held_secret_files(ours)]
+    for pid in survivors:  # leave nothing running for the next round
+        os.kill(pid, signal.SIGKILL)
     return problems
 
 
@@ -248,7 +251,6 @@ def test_sigkill_loop_on_backup_leaves_no_program_no_secret_no_partial(
         delay = 0.05 + 0.25 * (i % 4)
         problems = kill_mid_stream(("dbbackup", "-d", alias), "rcat", tmp_path / f"b{i}.log", delay)
         problems += [f"secret files left: {d}" for d in secret_dirs(tmp_path / "tmp")]
-        problems += [f"secret file still open: {h}" for h in held_secret_files()]
         try:
             assert complete_backups(directory) == []
         except AssertionError as exc:
@@ -287,7 +289,6 @@ def test_sigkill_loop_on_restore_leaves_the_live_database_and_no_program(
         delay = 0.05 + 0.25 * (i % 4)
         problems = kill_mid_stream(args, "cat", tmp_path / f"r{i}.log", delay)
         problems += [f"secret files left: {d}" for d in secret_dirs(tmp_path / "tmp")]
-        problems += [f"secret file still open: {h}" for h in held_secret_files()]
         connections[alias].close()
         if snapshot(alias) != damaged:
             problems.append("the live database changed under a killed restore")
