@@ -93,8 +93,18 @@ def _task(app: Any, name: str) -> Any:
         raise CeleryNotConfigured(f"task {name!r} is not registered on {app.main!r}") from None
 
 
+def _check_aliases(kwargs: Mapping[str, Any]) -> None:
+    """Refuse an unknown alias here: a worker would only fail on it after queueing."""
+    from .connectors import check_alias
+
+    for key in ("database", "from_database"):
+        if kwargs.get(key) is not None:
+            check_alias(kwargs[key])
+
+
 def enqueue(operation: str, /, **kwargs: Any) -> str:
     """Send ``operation``'s task with ``kwargs`` now; returns the task id."""
+    _check_aliases(kwargs)
     app = project_app()
     task_id = uuid.uuid4().hex
     _task(app, TASKS[operation]).apply_async(kwargs=kwargs, task_id=task_id)
@@ -107,6 +117,7 @@ def enqueue_on_commit(operation: str, /, *, using: str | None = None, **kwargs: 
     The id is chosen here, so it can be shown before the message exists; if
     the transaction rolls back, nothing is sent.
     """
+    _check_aliases(kwargs)
     app = project_app()
     task = _task(app, TASKS[operation])
     task_id = uuid.uuid4().hex

@@ -4,18 +4,30 @@ Rules it enforces for everyone else:
 
 * argv lists only, never a shell;
 * secrets travel in the environment or in 0600 files, never on argv, and are
-  scrubbed from any stderr text that reaches a log or an exception;
+  scrubbed (whole, and line by line) from any stderr text that reaches a log
+  or an exception;
+* on Linux a secret file is an anonymous memory file handed to the child as
+  ``/dev/fd/N``: it has no name on disk, so nothing is left behind when the
+  run dies by SIGKILL, the OOM killer or a hard time limit;
 * pipes are drained on threads so no child can block on a full stderr pipe;
-* on error, timeout or interruption every child is killed and reaped.
+* on error, timeout or interruption every child is killed and reaped; on
+  Linux every child also gets SIGKILL when the run's process dies, however it
+  dies (``PR_SET_PDEATHSIG``). That signal follows the *thread* that started
+  the child, so every function here starts, waits for and reaps its children
+  on the caller's thread, never on a helper thread that could end first. The
+  hook makes Python ``fork`` instead of ``vfork``: about 10 ms more per start
+  on a loaded 2-core host (13 ms against 2.5 ms), a few per backup.
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
 import hashlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -43,8 +55,8 @@ class Command:
     """A program to run, as data. Builders return these; only this module runs them.
 
     ``secret_files`` maps a placeholder token to file content: at run time the
-    content is written to a private 0600 file and the token in ``argv`` is
-    replaced by that file's path.
+    content is written to a private 0600 file (an anonymous memory file on
+    Linux) and the token in ``argv`` is replaced by that file's path.
     """
 
     argv: tuple[str, ...]
@@ -59,9 +71,28 @@ class Command:
         return self.argv[0]
 
     def secrets(self) -> list[str]:
-        """Every string that must never be shown, longest first."""
+        """Every string that must never be shown, longest first.
+
+        A secret counts with its escaped spellings and, if it spans lines, with
+        each line: a tool that misreads it may print one line of it alone.
+        """
         values = [*self.secret_env.values(), *self.redact]
-        return sorted({v for v in values if v}, key=len, reverse=True)
+        return secret_forms(*values)
+
+
+def secret_forms(*secrets: str) -> list[str]:
+    """Every spelling of ``secrets`` to mask, longest first (see :meth:`Command.secrets`)."""
+    forms = {form for secret in secrets for form in _forms(secret) if form}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _forms(secret: str) -> list[str]:
+    if not secret:
+        return []
+    escaped = secret.encode("unicode_escape").decode("ascii")
+    forms = [secret, escaped, escaped.replace('"', '\\"')]  # as option files spell it
+    forms += [line.strip() for line in secret.splitlines()]
+    return forms
 
 
 @dataclass(frozen=True)
@@ -115,29 +146,104 @@ def find_program(name: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Launch:
+    """A command made concrete: its argv, environment and the descriptors it inherits."""
+
+    argv: list[str]
+    env: dict[str, str]
+    pass_fds: tuple[int, ...] = ()
+
+
 @contextmanager
-def _materialise(
-    cmd: Command, error: type[ProcessError] = ProcessError
-) -> Iterator[tuple[list[str], dict[str, str]]]:
-    """Yield the final argv and environment, with secret files on disk meanwhile."""
+def _materialise(cmd: Command, error: type[ProcessError] = ProcessError) -> Iterator[_Launch]:
+    """Yield what to start, with the command's secret files open meanwhile."""
     program = find_program(cmd.program)
     if program is None:
         raise error(cmd.argv, 127, f"program not found: {cmd.program}")
     argv = [program, *cmd.argv[1:]]
     env = {**os.environ, **cmd.env, **cmd.secret_env}
-    tmpdir = tempfile.mkdtemp(prefix="drc-") if cmd.secret_files else None
+    if not cmd.secret_files:
+        yield _Launch(argv, env)
+        return
+    fds = _memory_files(cmd)
+    if fds is not None:
+        try:
+            for token, fd in zip(cmd.secret_files, fds, strict=True):
+                argv = [arg.replace(token, f"/dev/fd/{fd}") for arg in argv]
+            yield _Launch(argv, env, tuple(fds))
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    # No anonymous files here (not Linux, or a sandbox forbids them): a 0600
+    # file in a 0700 directory, removed when the run ends by any means Python survives.
+    tmpdir = tempfile.mkdtemp(prefix="drc-")
     try:
         for index, (token, content) in enumerate(cmd.secret_files.items()):
-            assert tmpdir is not None
             path = os.path.join(tmpdir, f"secret-{index}")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(content)
             argv = [arg.replace(token, path) for arg in argv]
-        yield argv, env
+        yield _Launch(argv, env)
     finally:
-        if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _memory_files(cmd: Command) -> list[int] | None:
+    """One anonymous 0600 memory file per secret (None where there are none).
+
+    A file lives only as long as a descriptor on it: the caller's until it
+    closes it, the child's (``/dev/fd/N``) until the child exits. Close-on-exec
+    keeps it from every other child; ``pass_fds`` hands it to its own alone.
+    """
+    if not hasattr(os, "memfd_create"):
+        return None
+    fds: list[int] = []
+    try:
+        for content in cmd.secret_files.values():
+            fd = os.memfd_create("drc-secret", os.MFD_CLOEXEC)
+            fds.append(fd)
+            os.fchmod(fd, 0o600)  # tools refuse world-writable option files
+            view = memoryview(content.encode())
+            while view:
+                view = view[os.write(fd, view) :]
+            os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return fds
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None = None
+if sys.platform == "linux":
+    with suppress(OSError, AttributeError):
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking the kernel to SIGKILL the child when we die.
+
+    ``preexec_fn`` runs between fork and exec; Python warns it can deadlock
+    with threads, because arbitrary code could take a lock another thread
+    held at fork. This one only calls ``prctl`` (looked up beforehand) and
+    ``getppid``, which take no lock. The ``getppid`` check closes the race
+    where we died before ``prctl`` ran: the child is then already orphaned.
+    """
+    prctl = _prctl
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 def run(
@@ -151,16 +257,18 @@ def run(
     """Run a short command to completion and capture its output."""
     secrets = cmd.secrets()
     logger.debug("run %s", cmd.argv)
-    with _materialise(cmd, error) as (argv, env):
+    with _materialise(cmd, error) as launch:
         try:
             proc = subprocess.run(
-                argv,
+                launch.argv,
                 input=input,
                 capture_output=True,
-                env=env,
+                env=launch.env,
                 cwd=cmd.cwd,
                 timeout=timeout,
                 check=False,
+                pass_fds=launch.pass_fds,
+                preexec_fn=_die_with_parent(),  # see _die_with_parent
             )
         except subprocess.TimeoutExpired:
             raise error(cmd.argv, None, f"timed out after {timeout} s") from None
@@ -178,8 +286,7 @@ class _Child:
     def __init__(
         self,
         cmd: Command,
-        argv: list[str],
-        env: dict[str, str],
+        launch: _Launch,
         *,
         stdin: int | None,
         stdout: int | None,
@@ -190,13 +297,15 @@ class _Child:
         self._cut = False  # the kept tail starts in the middle of a line
         try:
             self.proc = subprocess.Popen(
-                argv,
+                launch.argv,
                 stdin=stdin,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
-                env=env,
+                env=launch.env,
                 cwd=cmd.cwd,
                 bufsize=0,
+                pass_fds=launch.pass_fds,
+                preexec_fn=_die_with_parent(),  # see _die_with_parent
             )
         except OSError as exc:
             raise ProcessError(cmd.argv, 127, redact(str(exc), cmd.secrets())) from None
@@ -286,14 +395,12 @@ def pipe(
     timed_out = threading.Event()
     logger.debug("pipe %s | %s", source.argv, sink.argv)
     with (
-        _materialise(source, source_error) as (src_argv, src_env),
-        _materialise(sink, sink_error) as (dst_argv, dst_env),
+        _materialise(source, source_error) as src_launch,
+        _materialise(sink, sink_error) as dst_launch,
     ):
-        snk = _Child(sink, dst_argv, dst_env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        snk = _Child(sink, dst_launch, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         try:
-            src = _Child(
-                source, src_argv, src_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
-            )
+            src = _Child(source, src_launch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         except BaseException:
             snk.kill()
             raise
@@ -385,8 +492,8 @@ def pipe_into(
     """Stream bytes produced in Python (e.g. a portable dump) into ``sink``'s stdin."""
     hasher = hashlib.sha256()
     total = 0
-    with _materialise(sink, error) as (argv, env):
-        child = _Child(sink, argv, env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    with _materialise(sink, error) as launch:
+        child = _Child(sink, launch, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         started = time.monotonic()
         finished = False
         try:
@@ -416,8 +523,8 @@ def read_from(source: Command, *, error: type[ProcessError] = ProcessError) -> I
 
     Leaving the block early kills the program; a non-zero exit raises.
     """
-    with _materialise(source, error) as (argv, env):
-        child = _Child(source, argv, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    with _materialise(source, error) as launch:
+        child = _Child(source, launch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         finished = False
         try:
             assert child.proc.stdout is not None

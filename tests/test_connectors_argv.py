@@ -136,6 +136,31 @@ def test_mysql_option_file_is_read_by_the_real_client(tmp_path: Path) -> None:
     assert out.strip() == f"--password={PASSWORD}"
 
 
+@pytest.mark.parametrize(
+    "password",
+    ["two\nlines", "q\"uo'te\\ $HOME #x  sp ", "tab\there\r\nand\\n-literal"],
+    ids=["newline", "quotes-backslash-dollar-hash-space", "tab-crlf-backslash-n"],
+)
+def test_mysql_option_file_keeps_any_password_whole(password: str) -> None:
+    """The real client parses the value back to exactly the password, line breaks included."""
+    if process.find_program("my_print_defaults") is None:
+        pytest.skip("my_print_defaults (MariaDB client) is not installed")
+    cmd = MysqlConnector("x", {"NAME": "shop", **SERVER, "PASSWORD": password}).dump_command(
+        compress=False
+    )
+    probe = Command(
+        argv=("my_print_defaults", cmd.argv[1], "client"), secret_files=cmd.secret_files
+    )
+    out = process.run(probe).stdout.decode()
+    assert out == f"--password={password}\n"
+
+
+def test_mysql_password_with_nul_is_a_configuration_error() -> None:
+    c = MysqlConnector("x", {"NAME": "shop", **SERVER, "PASSWORD": "a\0b"})
+    with pytest.raises(ConfigurationError, match="NUL"):
+        c.dump_command(compress=False)
+
+
 # SQLite --------------------------------------------------------------------------
 def test_sqlite_argv() -> None:
     c = SqliteConnector("x", {"NAME": "/srv/app.sqlite3"})
@@ -351,8 +376,12 @@ class ArgvWatcher:
                     self.seen[pid] = argv
                     for arg in argv:
                         if arg.startswith("--defaults-extra-file="):
+                            path = arg.split("=", 1)[1]
+                            # /dev/fd/N is the tool's descriptor N, not ours.
+                            if path.startswith("/dev/fd/"):
+                                path = f"/proc/{pid}/fd/{path.rsplit('/', 1)[1]}"
                             try:
-                                mode = os.stat(arg.split("=", 1)[1]).st_mode
+                                mode = os.stat(path).st_mode
                                 self.file_modes.add(stat.S_IMODE(mode))
                             except OSError:
                                 pass

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,11 +289,15 @@ def test_rclone_is_found_beside_the_interpreter_without_path(monkeypatch: Any) -
 
 
 # Secret files ---------------------------------------------------------------
+# The child reports what it was handed: the path, its mode, what it names in
+# the file system (an anonymous memory file has no name: "/memfd:... (deleted)"),
+# its content and the child's own argv.
 REPORT_SECRET_FILE = (
     "import json, stat\n"
     "path = sys.argv[3].split('=', 1)[1]\n"
     "info = {'path': path, 'mode': stat.S_IMODE(os.stat(path).st_mode),\n"
-    "        'dirmode': stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode),\n"
+    "        'target': os.path.realpath(path),\n"
+    "        'links': os.stat(path).st_nlink,\n"
     "        'content': open(path).read(),\n"
     "        'cmdline': open('/proc/self/cmdline', 'rb').read().decode()}\n"
     "open(os.path.join(d, name + '.json'), 'w').write(json.dumps(info))\n"
@@ -308,23 +313,43 @@ def secret_file_command(tmp_path: Path, name: str, extra: str = "") -> Command:
     )
 
 
-def test_secret_file_is_private_and_removed_after_run(tmp_path: Path) -> None:
+def held_secret_files() -> list[str]:
+    """Anonymous secret files this (test) process still has open."""
+    held = []
+    for entry in os.scandir("/proc/self/fd"):
+        try:
+            target = os.readlink(entry.path)
+        except OSError:
+            continue
+        if target.startswith("/memfd:drc-secret"):
+            held.append(target)
+    return held
+
+
+def test_secret_file_is_private_and_never_on_disk(tmp_path: Path, monkeypatch: Any) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where a file would go
     process.run(secret_file_command(tmp_path, "run"))
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["mode"] == 0o600
-    assert info["dirmode"] == 0o700
     assert info["content"] == f"[client]\npassword={SECRET}\n"
+    # A descriptor, not a file: nothing to remove, nothing a SIGKILL can leave behind.
+    assert info["path"].startswith("/dev/fd/")
+    assert info["target"].startswith("/memfd:drc-secret")
+    assert info["links"] == 0
     assert SECRET not in info["cmdline"]
     assert "@@TOKEN@@" not in info["cmdline"]
-    assert not os.path.exists(info["path"])
-    assert not os.path.exists(os.path.dirname(info["path"]))
+    assert held_secret_files() == []
+    assert list(scratch.iterdir()) == []
 
 
-def test_secret_file_is_removed_when_the_program_fails(tmp_path: Path) -> None:
+def test_secret_file_is_released_when_the_program_fails(tmp_path: Path) -> None:
     with pytest.raises(ProcessError):
         process.run(secret_file_command(tmp_path, "run", "sys.exit(1)\n"))
     info = json.loads((tmp_path / "run.json").read_text())
-    assert not os.path.exists(os.path.dirname(info["path"]))
+    assert info["target"].startswith("/memfd:drc-secret")
+    assert held_secret_files() == []
 
 
 def test_secret_file_in_a_pipe(tmp_path: Path) -> None:
@@ -334,7 +359,26 @@ def test_secret_file_in_a_pipe(tmp_path: Path) -> None:
     info = json.loads((tmp_path / "snk.json").read_text())
     assert info["mode"] == 0o600
     assert SECRET not in info["cmdline"]
-    assert not os.path.exists(info["path"])
+    assert info["target"].startswith("/memfd:drc-secret")
+    assert held_secret_files() == []
+
+
+def test_a_secret_file_reaches_only_its_own_program(tmp_path: Path) -> None:
+    """The source of a pipe cannot read the sink's secret file (close-on-exec)."""
+    probe = (
+        "import json\n"
+        "fds = {}\n"
+        "for f in os.listdir('/proc/self/fd'):\n"
+        "    try: fds[f] = os.readlink('/proc/self/fd/' + f)\n"
+        "    except OSError: pass  # the listing's own descriptor\n"
+        "open(os.path.join(d, 'fds.json'), 'w').write(json.dumps(fds))\n"
+        "sys.stdout.write('data')\n"
+    )
+    source = child(tmp_path, "src", probe)
+    sink = secret_file_command(tmp_path, "snk", "sys.stdin.read()\n")
+    process.pipe(source, sink)
+    seen = json.loads((tmp_path / "fds.json").read_text()).values()
+    assert not [target for target in seen if "memfd:drc-secret" in target]
 
 
 # Redaction ------------------------------------------------------------------
@@ -402,6 +446,87 @@ def test_truncated_stderr_never_shows_part_of_a_secret(tmp_path: Path) -> None:
 
 def test_redact_replaces_every_secret_longest_first() -> None:
     assert process.redact("pw=abcdef and abc", ["abcdef", "abc"]) == "pw=******** and ********"
+
+
+MULTILINE = "first-Line q\"'\\ $x #y\nsecond-line z9\n  third-line  "
+
+
+def test_every_line_of_a_multiline_secret_is_masked(tmp_path: Path) -> None:
+    """A tool that misreads a multi-line secret may print one line of it alone."""
+    cmd = child(
+        tmp_path,
+        "run",
+        "s = os.environ['DRC_SECRET']\n"
+        "sys.stderr.write('unknown option ' + s.splitlines()[1] + '\\n')\n"
+        "sys.stderr.write('value ' + s.splitlines()[2].strip() + ' ignored\\n')\n"
+        "sys.stderr.write('escaped ' + s.encode('unicode_escape').decode() + '\\n')\n"
+        "sys.stderr.write('whole ' + s + '\\n')\n"
+        "sys.exit(3)\n",
+        secret_env={"DRC_SECRET": MULTILINE},
+    )
+    with pytest.raises(ProcessError) as caught:
+        process.run(cmd)
+    text = str(caught.value)
+    for part in ("first-Line", "second-line", "third-line", "z9"):
+        assert part not in text, text
+    assert "unknown option ********" in text
+    assert "value ******** ignored" in text
+
+
+# Children die with the run ----------------------------------------------------
+# A run in its own Python process: the pipe is started on a helper thread (as a
+# worker's thread pool might), the pids of both programs are written, then it
+# waits for ever. The test SIGKILLs that process and nothing else.
+ORPHAN_RUN = """
+import sys, threading
+sys.path.insert(0, {root!r})
+from django_rclone_celery import process
+from django_rclone_celery.process import Command
+prelude, d = sys.argv[1], sys.argv[2]
+def prog(name, body):
+    return Command(argv=(sys.executable, '-c', prelude + body, d, name))
+source = prog('src', 'import signal\\nsignal.signal(signal.SIGPIPE, signal.SIG_IGN)\\n'
+              'while True:\\n    sys.stdout.write(\\'x\\' * 10)\\n    sys.stdout.flush()\\n'
+              '    time.sleep(0.05)\\n')
+sink = prog('snk', 'import signal\\nsignal.signal(signal.SIGPIPE, signal.SIG_IGN)\\n'
+            'time.sleep(3600)\\n')
+threading.Thread(target=process.pipe, args=(source, sink), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def state(pid: int) -> str:
+    """The kernel's state letter for ``pid``: "Z" for a zombie, "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+@pytest.mark.skipif(not process._prctl, reason="PR_SET_PDEATHSIG is Linux only")
+def test_programs_die_when_the_run_is_sigkilled(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    script = ORPHAN_RUN.format(root=str(PACKAGE.parent))
+    run = subprocess.Popen([sys.executable, "-c", script, PRELUDE, str(tmp_path)])
+    try:
+        wait_for_file(tmp_path / "src.pid")
+        wait_for_file(tmp_path / "snk.pid")
+        pids = [pid_of(tmp_path, "src"), pid_of(tmp_path, "snk")]
+        time.sleep(0.3)  # both programs are well into their work, not starting
+        assert all(state(pid) not in ("", "Z") for pid in pids)
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(state(pid) not in ("", "Z") for pid in pids):
+        time.sleep(0.02)
+    alive = [pid for pid in pids if state(pid) not in ("", "Z")]
+    for pid in alive:  # do not leave them behind if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
 
 
 # The gateway is the only door -------------------------------------------------

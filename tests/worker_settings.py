@@ -26,6 +26,8 @@ _config = json.loads(os.environ.get("DRC_WORKER_CONFIG") or "{}")
 
 for _alias, _name in _config.get("databases", {}).items():
     DATABASES[_alias]["NAME"] = _name
+for _alias, _account in _config.get("accounts", {}).items():
+    DATABASES[_alias].update({k: v for k, v in _account.items() if v is not None})
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"] = {"timeout": 60, "transaction_mode": "IMMEDIATE"}

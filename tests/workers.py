@@ -168,6 +168,11 @@ def worker_config(redis_server: RedisServer, **extra: Any) -> dict[str, Any]:
     """What a worker must share with this test (see the module docstring)."""
     return {
         "databases": {alias: connections[alias].settings_dict["NAME"] for alias in connections},
+        # The account too: a test may point an alias at a password-protected one.
+        "accounts": {
+            alias: {key: connections[alias].settings_dict.get(key) for key in ("USER", "PASSWORD")}
+            for alias in connections
+        },
         "django_rclone": dict(django_settings.DJANGO_RCLONE),
         "media_root": str(django_settings.MEDIA_ROOT),
         "broker_url": redis_server.url(BROKER_DB),

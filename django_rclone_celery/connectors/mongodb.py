@@ -13,8 +13,12 @@ from .base import Connector, Staging
 _SECRET_TOKEN = "@@DRC_MONGO_CONFIG@@"  # noqa: S105 - a placeholder, not a secret
 
 
+_YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _yaml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    # A YAML double-quoted scalar: a raw line break would be folded into a space.
+    escaped = "".join(_YAML_ESCAPES.get(char, char) for char in value)
     return f'"{escaped}"'
 
 

@@ -20,8 +20,15 @@ _SECRET_TOKEN = "@@DRC_MYSQL_DEFAULTS@@"  # noqa: S105 - a placeholder, not a se
 _IDENTIFIER_MAX = 64
 
 
+# Inside double quotes the client's option-file reader turns these escapes
+# back into the characters; a raw newline would end the value mid-password.
+_OPTION_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _option_value(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    if "\0" in value:
+        raise ConfigurationError("a MariaDB/MySQL password cannot contain a NUL character")
+    escaped = "".join(_OPTION_ESCAPES.get(char, char) for char in value)
     return f'"{escaped}"'
 
 

@@ -61,6 +61,8 @@ def list_backups(
 
     Partial uploads and manifests never appear.
     """
+    if database is not None:
+        check_alias(database)  # an empty list would read as "no backups yet"
     settings = settings or get_settings()
     directory = backup_dir(settings)
     return _classify(Rclone(settings).lsjson(directory), settings, database, directory)

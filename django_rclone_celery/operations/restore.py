@@ -247,9 +247,11 @@ def load_staged(
     propagates as it was raised.
     """
     staging = connector.staging()
+    prepared = False
     try:
         with run.stage("prepare"):
             staging.prepare()
+        prepared = True
         with run.stage("restore", bytes_total=manifest.size or size):
             stats = process.pipe(
                 rclone.cat(path),
@@ -266,7 +268,7 @@ def load_staged(
         with run.stage("check"):
             staging.check()
     except BaseException:
-        _discard(staging)
+        _discard(staging, prepared=prepared)
         raise
     return staging, stats.bytes_in
 
@@ -299,8 +301,13 @@ def _restore_native(
     return read
 
 
-def _discard(staging: Staging) -> None:
+def _discard(staging: Staging, *, prepared: bool = True) -> None:
     try:
         staging.discard()
-    except Exception:
-        logger.warning("could not clean up the staged restore", exc_info=True)
+    except Exception as exc:
+        if prepared:
+            logger.warning("could not clean up the staged restore", exc_info=True)
+        else:
+            # Preparing failed, most often for the same reason (server down, login
+            # refused): the caller's error says it; a traceback here would only bury it.
+            logger.debug("nothing staged to clean up: %s", exc, exc_info=True)

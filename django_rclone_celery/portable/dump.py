@@ -18,9 +18,10 @@ from typing import IO, Any
 
 from django.db import connections, models, transaction
 
+from ..exceptions import ConfigurationError
 from . import format as fmt
 from . import read
-from .errors import PortableFormatError
+from .errors import PortableFormatError, database_errors
 from .selection import ModelType, select_models
 
 CHUNK_ROWS = 2000
@@ -123,7 +124,7 @@ def iter_dump(
     This is what ``dumpdb --stdout`` prints and what a portable backup uploads.
     """
     selected = select_models(app_labels, models_=models, using=using)
-    with snapshot(using):
+    with database_errors(using), snapshot(using):
         for model in selected:
             counter = [0]
             for piece in iter_table(model, using, counter):
@@ -131,6 +132,26 @@ def iter_dump(
             if on_table:
                 meta = model._meta
                 on_table(TableDump(table=meta.db_table, model=meta.label, rows=counter[0]))
+
+
+@contextmanager
+def _writable(target: Path) -> Iterator[None]:
+    """Create ``target`` (0700) if missing; an unusable directory is one clear error."""
+    try:
+        if not target.is_dir():
+            target.mkdir(parents=True)
+            target.chmod(0o700)
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"cannot write the dump into {target}: {reason}") from exc
+
+
+def _private_file(path: Path) -> IO[str]:
+    """A new file readable by its owner only, whatever the umask: tables hold password hashes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return open(fd, "w", encoding="utf-8", newline="\n")
 
 
 def table_path(directory: Path, table: str) -> Path:
@@ -177,15 +198,15 @@ def dump_portable(
         return DumpResult(database=using, tables=tables, duration=time.monotonic() - started)
 
     target = Path(directory or "datadir")
-    target.mkdir(parents=True, exist_ok=True)
     selected = select_models(app_labels, models_=models, using=using)
-    with snapshot(using):
+    # The database first: a refused login leaves no new directory behind.
+    with database_errors(using), snapshot(using), _writable(target):
         for model in selected:
             path = table_path(target, model._meta.db_table)
             partial = path.with_name(path.name + ".partial")
             counter = [0]
             try:
-                with open(partial, "w", encoding="utf-8", newline="\n") as handle:
+                with _private_file(partial) as handle:
                     for piece in iter_table(model, using, counter):
                         handle.write(piece)
                 os.replace(partial, path)  # a reader never sees half a file

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ..exceptions import InvalidBackup, RestoreError
+from django.db import OperationalError, connections
+
+from ..exceptions import DatabaseUnavailable, InvalidBackup, RestoreError
+from ..process import redact, secret_forms
 
 
 class PortableFormatError(InvalidBackup):
@@ -37,3 +42,20 @@ class PortableLoadError(RestoreError):
         super().__init__(
             f"load rolled back, the database is unchanged; {self.total} {noun}:\n{shown}{tail}"
         )
+
+
+@contextmanager
+def database_errors(using: str) -> Iterator[None]:
+    """A login refused or a server out of reach becomes one line, not a driver traceback.
+
+    Only when no connection could be opened: an error on an open connection is
+    about the data, and keeps its own type and handling.
+    """
+    try:
+        yield
+    except OperationalError as exc:
+        if connections[using].connection is not None:
+            raise
+        password = str(connections.settings[using].get("PASSWORD") or "")
+        text = redact(str(exc), secret_forms(password)).strip()
+        raise DatabaseUnavailable(f"database {using!r} cannot be used: {text}") from exc

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from . import format as fmt
 from .dump import table_path
-from .errors import PortableFormatError, PortableLoadError, RowError
+from .errors import PortableFormatError, PortableLoadError, RowError, database_errors
 from .fill import TablePlan, plan_table
 from .selection import ModelType, referencing_tables, select_models
 from .sequences import reset_sequences
@@ -225,6 +225,21 @@ def _run(
     on_table: TableCallback | None,
     on_error: ErrorCallback | None,
 ) -> LoadResult:
+    with database_errors(using):
+        return _run_atomic(
+            using, body, remain=remain, errorquit=errorquit, on_table=on_table, on_error=on_error
+        )
+
+
+def _run_atomic(
+    using: str,
+    body: Callable[[_Loader], None],
+    *,
+    remain: bool,
+    errorquit: bool,
+    on_table: TableCallback | None,
+    on_error: ErrorCallback | None,
+) -> LoadResult:
     started = time.monotonic()
     loader = _Loader(
         using, remain=remain, errorquit=errorquit, on_table=on_table, on_error=on_error
@@ -284,6 +299,12 @@ def load_portable(
     if not folder.is_dir():
         raise PortableFormatError(f"{folder} is not a directory")
     selected = select_models(app_labels, models_=models, using=using)
+    if selected and not any(table_path(folder, m._meta.db_table).is_file() for m in selected):
+        # Loading nothing is not a success: the wrong directory, or a dump never made.
+        raise PortableFormatError(
+            f"{folder} holds no file of the selected tables (<table>{fmt.SUFFIX}); "
+            "nothing was loaded"
+        )
 
     def body(loader: _Loader) -> None:
         for model in selected:
@@ -304,6 +325,8 @@ def load_portable(
                         f"{path}: holds table {header.table!r}, expected {table!r}"
                     )
                 loader.load(model, header, records)
+            if not found:
+                raise PortableFormatError(f"{path}: empty (no table header); nothing was loaded")
 
     return _run(
         using, body, remain=remain, errorquit=errorquit, on_table=on_table, on_error=on_error

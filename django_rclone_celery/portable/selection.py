@@ -8,6 +8,7 @@ from typing import Any
 from django.apps import apps
 from django.db import models, router
 
+from ..connectors import check_alias
 from .errors import PortableFormatError
 from .order import order_models
 
@@ -39,6 +40,7 @@ def select_models(
     ``models_`` replaces the app lookup with an explicit list (tests, custom tools).
     Many-to-many through tables are included and come after the models they join.
     """
+    check_alias(using)
     if models_ is not None:
         chosen = list(models_)
     else:
