@@ -11,7 +11,7 @@ from typing import Literal
 import django
 
 from .. import naming, process, signals
-from ..compression import compressor, suffix
+from ..compression import chain, compressor, suffix
 from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
 from ..exceptions import RcloneError
@@ -123,8 +123,11 @@ def backup_database(
                     stats = process.pipe(
                         connector.dump_command(compress=kind == "native"),
                         rclone.rcat(publication.partial),
-                        transform=compressor(
-                            kind, settings.compression_level, settings.compression_threads
+                        transform=chain(
+                            connector.script_filter(),
+                            compressor(
+                                kind, settings.compression_level, settings.compression_threads
+                            ),
                         ),
                         digest="sink",
                         progress=run.byte_counter(),

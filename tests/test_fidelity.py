@@ -1,0 +1,332 @@
+"""Restore fidelity: every schema object a backup holds comes back, on real engines.
+
+MariaDB: a view, a trigger, a stored function, a procedure and an event,
+created with a definer the restoring user cannot set, survive
+``dbbackup``/``dbrestore`` run as a user without SUPER. PostgreSQL: a view,
+a materialized view, a function, a trigger and an extension.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+from django.core.management import call_command
+from django.db import connections
+
+from django_rclone_celery.compression import chain
+from django_rclone_celery.connectors.mysql import DefinerFilter
+from django_rclone_celery.exceptions import RestoreError
+from django_rclone_celery.operations import backup_database, restore_database
+from tests.conftest import APP_TABLES, damage, populate, snapshot, staging_leftovers
+
+MARIA = pytest.mark.django_db(transaction=True, databases=["maria"])
+PG = pytest.mark.django_db(transaction=True, databases=["pg"])
+
+
+# MariaDB -------------------------------------------------------------------
+def _maria_objects() -> None:
+    with connections["maria"].cursor() as cursor:
+        cursor.execute(
+            "CREATE VIEW author_books AS SELECT a.id, a.name, COUNT(b.id) AS books "
+            "FROM testapp_author a LEFT JOIN testapp_book b ON b.author_id = a.id GROUP BY a.id"
+        )
+        cursor.execute(
+            "CREATE TRIGGER author_upper BEFORE INSERT ON testapp_author FOR EACH ROW "
+            "SET NEW.name = UPPER(NEW.name)"
+        )
+        cursor.execute("CREATE FUNCTION triple(x INT) RETURNS INT DETERMINISTIC RETURN x * 3")
+        cursor.execute(
+            "CREATE PROCEDURE add_author(IN n VARCHAR(200)) "
+            "INSERT INTO testapp_author (name) VALUES (n)"
+        )
+        cursor.execute(
+            "CREATE EVENT nightly_noop ON SCHEDULE EVERY 1 DAY DISABLE "
+            "DO DELETE FROM testapp_author WHERE id < 0"
+        )
+
+
+def _drop_maria_objects() -> None:
+    connections["maria"].close()
+    with connections["maria"].cursor() as cursor:
+        for statement in (
+            "DROP VIEW IF EXISTS author_books",
+            "DROP TRIGGER IF EXISTS author_upper",
+            "DROP FUNCTION IF EXISTS triple",
+            "DROP PROCEDURE IF EXISTS add_author",
+            "DROP EVENT IF EXISTS nightly_noop",
+        ):
+            cursor.execute(statement)
+
+
+@pytest.fixture
+def maria_objects() -> Iterator[None]:
+    """The five objects, dropped afterwards: the test database outlives the test."""
+    _drop_maria_objects()
+    _maria_objects()
+    yield
+    _drop_maria_objects()
+
+
+def _maria_object_names() -> dict[str, list[str]]:
+    inventory = connections["maria"].cursor
+    with inventory() as cursor:
+        name = connections["maria"].settings_dict["NAME"]
+        out = {}
+        for kind, sql in {
+            "views": "SELECT table_name FROM information_schema.views WHERE table_schema = %s",
+            "triggers": "SELECT trigger_name FROM information_schema.triggers "
+            "WHERE trigger_schema = %s",
+            "routines": "SELECT CONCAT(routine_type, ' ', routine_name) "
+            "FROM information_schema.routines WHERE routine_schema = %s",
+            "events": "SELECT event_name FROM information_schema.events WHERE event_schema = %s",
+        }.items():
+            cursor.execute(sql, [name])
+            out[kind] = sorted(row[0] for row in cursor.fetchall())
+    return out
+
+
+@pytest.fixture
+def maria_plain_user() -> Iterator[dict[str, str]]:
+    """A MariaDB account with every privilege on the test schemas and no SUPER."""
+    connection = connections["maria"]
+    name = connection.settings_dict["NAME"]
+    user = f"drc_plain{uuid.uuid4().hex[:6]}_fidelity"
+    password = "pl'ain\"pw"
+    pattern = name.replace("_", "\\_") + "%"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", [password])
+        cursor.execute(f"GRANT ALL PRIVILEGES ON `{pattern}`.* TO '{user}'@'%'")
+    try:
+        yield {"USER": user, "PASSWORD": password}
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def _as_user(alias: str, account: dict[str, str]) -> dict[str, Any]:
+    """Switch ``alias`` to ``account``; returns the settings to put back."""
+    settings_dict = connections[alias].settings_dict
+    saved = {key: settings_dict[key] for key in account}
+    connections[alias].close()
+    settings_dict.update(account)
+    return saved
+
+
+@MARIA
+def test_maria_objects_round_trip_as_a_user_without_super(
+    remote_dir: Path, drc_config: Any, maria_plain_user: dict[str, str], maria_objects: None
+) -> None:
+    drc_config(COMPRESSION="zstd")
+    populate("maria")
+    before = snapshot("maria", APP_TABLES)
+    objects = _maria_object_names()
+    assert objects == {
+        "views": ["author_books"],
+        "triggers": ["author_upper"],
+        "routines": ["FUNCTION triple", "PROCEDURE add_author"],
+        "events": ["nightly_noop"],
+    }
+
+    result = backup_database("maria")
+    script = (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress((remote_dir / "db" / result.name).read_bytes())
+    )
+    for marker in (b"TRIGGER", b"FUNCTION `triple`", b"PROCEDURE `add_author`", b"EVENT"):
+        assert marker in script
+    assert b"DEFINER=" not in script
+
+    damage("maria")
+    with connections["maria"].cursor() as cursor:
+        cursor.execute("DROP VIEW author_books")
+        cursor.execute("DROP FUNCTION triple")
+        cursor.execute("DROP PROCEDURE add_author")
+        cursor.execute("DROP EVENT nightly_noop")
+        cursor.execute("DROP TRIGGER author_upper")
+
+    saved = _as_user("maria", maria_plain_user)
+    try:
+        with connections["maria"].cursor() as cursor:
+            cursor.execute("SELECT CURRENT_USER()")
+            assert cursor.fetchone()[0].startswith(maria_plain_user["USER"] + "@")
+        restore_database("maria")
+    finally:
+        _as_user("maria", saved)
+
+    assert snapshot("maria", APP_TABLES) == before
+    assert _maria_object_names() == objects
+    assert staging_leftovers("maria") == []
+    with connections["maria"].cursor() as cursor:
+        cursor.execute("SELECT triple(14)")
+        assert cursor.fetchone()[0] == 42
+        cursor.execute("SELECT SUM(books) FROM author_books")
+        assert int(cursor.fetchone()[0]) == len(before["testapp_book"])
+        cursor.execute("CALL add_author('lower case')")
+        cursor.execute("SELECT COUNT(*) FROM testapp_author WHERE name = 'LOWER CASE'")
+        assert cursor.fetchone()[0] == 1  # the procedure ran, and the trigger fired
+        cursor.execute(
+            "SELECT status, definer FROM information_schema.events WHERE event_name = %s",
+            ["nightly_noop"],
+        )
+        status, definer = cursor.fetchone()
+    assert status == "DISABLED"
+    assert definer.startswith(maria_plain_user["USER"] + "@")  # the loader owns it now
+
+
+@MARIA
+def test_maria_failure_after_the_swap_names_what_is_missing(
+    remote_dir: Path, drc_config: Any, monkeypatch: pytest.MonkeyPatch, maria_objects: None
+) -> None:
+    """The objects follow the table swap; one that cannot be made fails the restore by name."""
+    from django_rclone_celery.connectors import mysql
+
+    populate("maria")
+    before = snapshot("maria", APP_TABLES)
+    backup_database("maria")
+    damage("maria")
+
+    real = mysql.MysqlStaging.recreate
+
+    def lose_the_function(self: Any, schema: str, objects: list[Any]) -> list[str]:
+        kept = [o for o in objects if o.name != "triple"]
+        return [*real(self, schema, kept), *(["function triple (lost)"] if kept != objects else [])]
+
+    monkeypatch.setattr(mysql.MysqlStaging, "recreate", lose_the_function)
+    with pytest.raises(RestoreError, match="function triple"):
+        restore_database("maria")
+    # The tables are the restored ones; the rest of the objects are there.
+    assert snapshot("maria", APP_TABLES) == before
+    assert "author_books" in _maria_object_names()["views"]
+    assert staging_leftovers("maria") == []
+
+
+def test_definer_filter_touches_only_create_lines() -> None:
+    script = (
+        b"INSERT INTO `t` VALUES (1,'CREATE DEFINER=`x`@`y` FUNCTION');\n"
+        b"/*!50003 CREATE*/ /*!50017 DEFINER=`ro``ot`@`%`*/ /*!50003 TRIGGER tr BEFORE\n"
+        b"/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `e` ON\n"
+        b"CREATE DEFINER=`root`@`127.0.0.1` FUNCTION `f`(x int) RETURNS int(11)\n"
+        b"CREATE DEFINER=`app_role` PROCEDURE `p`()\n"
+        b"/*!50013 DEFINER=`root`@`127.0.0.1` SQL SECURITY DEFINER */\n"
+    )
+    expected = (
+        b"INSERT INTO `t` VALUES (1,'CREATE DEFINER=`x`@`y` FUNCTION');\n"
+        b"/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER tr BEFORE\n"
+        b"/*!50106 CREATE*/ /*!50117 */ /*!50106 EVENT `e` ON\n"
+        b"CREATE FUNCTION `f`(x int) RETURNS int(11)\n"
+        b"CREATE PROCEDURE `p`()\n"
+        b"/*!50013 SQL SECURITY DEFINER */\n"
+    )
+    for size in (1, 7, 64, len(script)):  # lines split across chunks
+        f = chain(DefinerFilter())
+        assert f is not None
+        out = b"".join(
+            bytes(f.feed(memoryview(script[i : i + size]))) for i in range(0, len(script), size)
+        )
+        assert out + f.finish() == expected
+
+
+# PostgreSQL ----------------------------------------------------------------
+def _pg_objects() -> None:
+    with connections["pg"].cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        cursor.execute(
+            "CREATE VIEW author_books AS SELECT a.id, a.name, COUNT(b.id) AS books "
+            "FROM testapp_author a LEFT JOIN testapp_book b ON b.author_id = a.id GROUP BY a.id"
+        )
+        cursor.execute(
+            "CREATE MATERIALIZED VIEW book_totals AS SELECT author_id, COUNT(*) AS n "
+            "FROM testapp_book GROUP BY author_id"
+        )
+        cursor.execute(
+            "CREATE FUNCTION triple(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x * 3'"
+        )
+        cursor.execute(
+            "CREATE FUNCTION upper_name() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN NEW.name := upper(NEW.name); RETURN NEW; END$$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER author_upper BEFORE INSERT ON testapp_author "
+            "FOR EACH ROW EXECUTE FUNCTION upper_name()"
+        )
+
+
+def _drop_pg_objects() -> None:
+    connections["pg"].close()
+    with connections["pg"].cursor() as cursor:
+        for statement in (
+            "DROP VIEW IF EXISTS author_books",
+            "DROP MATERIALIZED VIEW IF EXISTS book_totals",
+            "DROP TRIGGER IF EXISTS author_upper ON testapp_author",
+            "DROP FUNCTION IF EXISTS triple(int)",
+            "DROP FUNCTION IF EXISTS upper_name()",
+            "DROP EXTENSION IF EXISTS pg_trgm",
+        ):
+            cursor.execute(statement)
+
+
+@pytest.fixture
+def pg_objects() -> Iterator[None]:
+    _drop_pg_objects()
+    _pg_objects()
+    yield
+    _drop_pg_objects()
+
+
+def _pg_object_names() -> dict[str, list[str]]:
+    with connections["pg"].cursor() as cursor:
+        queries = {
+            "views": "SELECT viewname FROM pg_views WHERE schemaname = 'public'",
+            "matviews": "SELECT matviewname FROM pg_matviews",
+            "functions": "SELECT proname FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE nspname = 'public' AND NOT EXISTS "
+            "(SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')",
+            "triggers": "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal",
+            "extensions": "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'",
+        }
+        out = {}
+        for kind, sql in queries.items():
+            cursor.execute(sql)
+            out[kind] = sorted(row[0] for row in cursor.fetchall())
+    return out
+
+
+@PG
+def test_pg_objects_round_trip(remote_dir: Path, drc_config: Any, pg_objects: None) -> None:
+    populate("pg")
+    before = snapshot("pg", APP_TABLES)
+    objects = _pg_object_names()
+    assert objects == {
+        "views": ["author_books"],
+        "matviews": ["book_totals"],
+        "functions": ["triple", "upper_name"],
+        "triggers": ["author_upper"],
+        "extensions": ["pg_trgm"],
+    }
+    call_command("dbbackup", "--database", "pg")
+    damage("pg")
+    with connections["pg"].cursor() as cursor:
+        cursor.execute("DROP VIEW author_books")
+        cursor.execute("DROP MATERIALIZED VIEW book_totals")
+        cursor.execute("DROP TRIGGER author_upper ON testapp_author")
+        cursor.execute("DROP FUNCTION triple(int)")
+        cursor.execute("DROP EXTENSION pg_trgm")
+
+    call_command("dbrestore", "--database", "pg", "--noinput")
+    connections["pg"].close()
+
+    assert snapshot("pg", APP_TABLES) == before
+    assert _pg_object_names() == objects
+    with connections["pg"].cursor() as cursor:
+        cursor.execute("SELECT triple(14), similarity('abc', 'abd') > 0")
+        assert cursor.fetchone() == (42, True)
+        cursor.execute("SELECT SUM(n) FROM book_totals")
+        assert int(cursor.fetchone()[0]) == len(before["testapp_book"])
+        cursor.execute("INSERT INTO testapp_author (name) VALUES ('lower case') RETURNING name")
+        assert cursor.fetchone()[0] == "LOWER CASE"
