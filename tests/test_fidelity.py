@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import zstandard
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
 
 from django_rclone_celery.compression import chain
@@ -330,3 +331,120 @@ def test_pg_objects_round_trip(remote_dir: Path, drc_config: Any, pg_objects: No
         assert int(cursor.fetchone()[0]) == len(before["testapp_book"])
         cursor.execute("INSERT INTO testapp_author (name) VALUES ('lower case') RETURNING name")
         assert cursor.fetchone()[0] == "LOWER CASE"
+
+
+# Exclusions ----------------------------------------------------------------
+PG_DEFAULT = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+
+
+@pytest.fixture
+def clone_store(settings: Any, remote_dir: Path) -> Iterator[Path]:
+    settings.PGCLONE_DATABASE = "pg"
+    settings.PGCLONE_INSTANCE = "ci"
+    settings.PGCLONE_PRE_SWAP_HOOKS = []
+    yield remote_dir / "pgclone"
+    connections["pg"].close()
+
+
+def _users_with_groups() -> None:
+    from django.contrib.admin.models import ADDITION, LogEntry
+    from django.contrib.auth.models import Group, Permission, User
+    from django.contrib.contenttypes.models import ContentType
+
+    group = Group.objects.using("pg").create(name="editors")
+    group.permissions.set(Permission.objects.using("pg").all()[:2])
+    user = User.objects.db_manager("pg").create_user("ada", password="x")
+    user.groups.add(group)
+    user.user_permissions.add(Permission.objects.using("pg").first())
+    LogEntry.objects.using("pg").create(
+        user=user,
+        content_type=ContentType.objects.db_manager("pg").get_for_model(Group),
+        object_id=str(group.pk),
+        object_repr="editors",
+        action_flag=ADDITION,
+    )
+
+
+@PG_DEFAULT
+def test_exclusion_of_a_referenced_model_is_refused_with_names(clone_store: Path) -> None:
+    from django_rclone_celery import pgclone
+    from django_rclone_celery.exceptions import ConfigurationError
+
+    populate("pg")
+    with pytest.raises(ConfigurationError) as refused:
+        pgclone.dump(exclude=["testapp.Author"])
+    assert "testapp.Book (author -> testapp.Author)" in str(refused.value)
+    assert "-e testapp.Book" in str(refused.value)
+
+    _users_with_groups()
+    with pytest.raises(CommandError) as failed:
+        call_command("pgclone", "dump", "-e", "auth.User")
+    message = str(failed.value)
+    assert "admin.LogEntry (user -> auth.User)" in message
+    # Its own many-to-many tables go with it: they are not what blocks it.
+    assert "groups" not in message
+    assert "user_permissions" not in message
+    assert not clone_store.exists() or list(clone_store.rglob("*")) == []
+
+
+@PG_DEFAULT
+def test_a_database_constraint_the_models_do_not_know_refuses_too(clone_store: Path) -> None:
+    from django_rclone_celery import pgclone
+    from django_rclone_celery.exceptions import ConfigurationError
+
+    with connections["pg"].cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE drc_book_notes (id int PRIMARY KEY, "
+            "book_id int CONSTRAINT drc_note_book REFERENCES testapp_book (id))"
+        )
+    try:
+        with pytest.raises(ConfigurationError, match="table drc_book_notes"):
+            pgclone.dump(exclude=["testapp.Book"])
+    finally:
+        with connections["pg"].cursor() as cursor:
+            cursor.execute("DROP TABLE drc_book_notes")
+
+
+@PG_DEFAULT
+def test_an_allowed_exclusion_takes_its_m2m_tables_and_restores(clone_store: Path) -> None:
+    from django.contrib.auth.models import Group, User
+
+    from django_rclone_celery import pgclone
+
+    _users_with_groups()
+    groups = snapshot("pg", ("auth_group", "auth_group_permissions"))
+    key = pgclone.dump(exclude=["auth.User", "admin.LogEntry"])
+    User.objects.db_manager("pg").create_user("intruder")
+    Group.objects.using("pg").all().delete()
+    assert pgclone.restore(key) == key
+    connections["pg"].close()
+    after = snapshot("pg", ("auth_user", "auth_user_groups", "auth_user_user_permissions"))
+    assert after == {"auth_user": [], "auth_user_groups": [], "auth_user_user_permissions": []}
+    assert snapshot("pg", ("auth_group", "auth_group_permissions")) == groups
+
+
+@PG_DEFAULT
+def test_the_docs_exclusion_example_runs(clone_store: Path) -> None:
+    import re
+
+    from django.contrib.sessions.models import Session
+
+    from django_rclone_celery import pgclone
+
+    text = (Path(__file__).parents[1] / "docs" / "pgclone.md").read_text()
+    line = re.search(r"^key = pgclone\.dump\(.*exclude=.*\)$", text, re.MULTILINE)
+    assert line is not None
+    populate("pg")
+    _users_with_groups()
+    Session.objects.using("pg").create(
+        session_key="k" * 32, session_data="x", expire_date="2030-01-01T00:00:00Z"
+    )
+    before = snapshot("pg", (*APP_TABLES, "auth_user", "auth_user_groups"))
+    scope: dict[str, Any] = {"pgclone": pgclone}
+    # The docs dump "default"; here that alias is SQLite, so the example runs on "pg".
+    exec(line.group(0).replace('database="default"', 'database="pg"'), scope)
+    damage("pg")
+    pgclone.restore(scope["key"])
+    connections["pg"].close()
+    assert snapshot("pg", (*APP_TABLES, "auth_user", "auth_user_groups")) == before
+    assert snapshot("pg", ("django_session",)) == {"django_session": []}

@@ -90,6 +90,22 @@ class PostgresConnector(Connector):
             )
             return {name: int(count) for name, count in cursor.fetchall()}
 
+    def foreign_keys_to(self, tables: list[str]) -> list[tuple[str, str]]:
+        """(referencing table, constraint) of every foreign key into ``tables``
+        (names on the search path, as Django's ``db_table``)."""
+        with self.cursor() as cursor:
+            cursor.execute(
+                "SELECT src.relname, con.conname FROM pg_constraint con "
+                "JOIN pg_class src ON src.oid = con.conrelid "
+                "JOIN pg_class dst ON dst.oid = con.confrelid "
+                "JOIN pg_namespace n ON n.oid = dst.relnamespace "
+                "WHERE con.contype = 'f' AND dst.relname = ANY(%s) "
+                "AND n.nspname = ANY(current_schemas(false)) "
+                "ORDER BY 1, 2",
+                [tables],
+            )
+            return [(str(table), str(name)) for table, name in cursor.fetchall()]
+
     def maintenance_db(self) -> str:
         return str(self.conn_db or self.settings_dict.get("PGCLONE_CONN_DB") or "postgres")
 

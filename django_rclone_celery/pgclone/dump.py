@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from django.apps import apps
-
+from .. import exclusion
 from ..conf import get_settings
-from ..exceptions import ConfigurationError
+from ..connectors.postgresql import PostgresConnector
 from ..manifest import Manifest
 from ..operations.catalog import sweep_partials
 from ..operations.publish import stream_and_publish
@@ -34,18 +33,17 @@ def _quote_pattern(table: str) -> str:
     return '"' + table.replace('"', '""') + '"'
 
 
-def exclude_args(labels: tuple[str, ...]) -> tuple[str, ...]:
-    """``--exclude-table-data`` for each ``app_label.Model``."""
-    args = []
-    for label in labels:
-        try:
-            model = apps.get_model(label)
-        except (LookupError, ValueError):
-            raise ConfigurationError(
-                f"cannot exclude {label!r}: not an installed model (use app_label.ModelName)"
-            ) from None
-        args.append(f"--exclude-table-data={_quote_pattern(model._meta.db_table)}")
-    return tuple(args)
+def exclude_args(
+    labels: tuple[str, ...], connector: PostgresConnector | None = None
+) -> tuple[str, ...]:
+    """``--exclude-table-data`` for each ``app_label.Model`` and the many-to-many
+    tables that go with it; refused if other rows point at them (``exclusion.py``).
+    ``connector`` adds the foreign keys the database has beyond the models'."""
+    if not labels:
+        return ()
+    references = connector.foreign_keys_to if connector is not None else None
+    planned = exclusion.plan(labels, references)
+    return tuple(f"--exclude-table-data={_quote_pattern(table)}" for table in planned.tables)
 
 
 def dump(
@@ -106,7 +104,8 @@ def dump_run(
         settings=settings,
     )
     connector = postgres_connector(opts.database, settings)
-    extra = exclude_args(opts.exclude)
+    # Refused here, before any hook runs or anything is written.
+    extra = exclude_args(opts.exclude, connector)
     run = Run.start("pgclone_dump", opts.database, run_id, progress)
     rclone = Rclone(get_settings())
 
