@@ -24,6 +24,10 @@ class Manifest:
     created: str = ""
     tool_versions: dict[str, str] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
+    # True when row_counts are exact (a verify compares them with the restored copy).
+    row_counts_exact: bool = False
+    # Schema objects by kind ("tables", "views", "triggers"...): Connector.inventory().
+    inventory: dict[str, list[str]] = field(default_factory=dict)
     version: int = FORMAT_VERSION
 
     def to_bytes(self) -> bytes:

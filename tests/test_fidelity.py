@@ -8,6 +8,9 @@ a materialized view, a function, a trigger and an extension.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +24,16 @@ from django.db import connections
 
 from django_rclone_celery.compression import chain
 from django_rclone_celery.connectors.mysql import DefinerFilter
-from django_rclone_celery.exceptions import RestoreError
-from django_rclone_celery.operations import backup_database, restore_database
-from tests.conftest import APP_TABLES, damage, populate, snapshot, staging_leftovers
+from django_rclone_celery.exceptions import InvalidBackup, RestoreError
+from django_rclone_celery.operations import backup_database, restore_database, verify_backup
+from tests.conftest import (
+    APP_TABLES,
+    damage,
+    db_params,
+    populate,
+    snapshot,
+    staging_leftovers,
+)
 
 MARIA = pytest.mark.django_db(transaction=True, databases=["maria"])
 PG = pytest.mark.django_db(transaction=True, databases=["pg"])
@@ -448,3 +458,146 @@ def test_the_docs_exclusion_example_runs(clone_store: Path) -> None:
     connections["pg"].close()
     assert snapshot("pg", (*APP_TABLES, "auth_user", "auth_user_groups")) == before
     assert snapshot("pg", ("django_session",)) == {"django_session": []}
+
+
+# The drill: verifybackup --restore compares the restored copy -----------------
+def _db(remote_dir: Path, name: str) -> Path:
+    return remote_dir / "db" / name
+
+
+def _manifest(remote_dir: Path, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_db(remote_dir, name + ".manifest.json").read_text())
+    return data
+
+
+def _write_manifest(remote_dir: Path, name: str, manifest: dict[str, Any]) -> None:
+    _db(remote_dir, name + ".manifest.json").write_text(json.dumps(manifest))
+
+
+def _rewrite_dump(remote_dir: Path, name: str, edit: Any) -> None:
+    """Store an edited dump with a manifest whose checksum agrees: bad from the start."""
+    path = _db(remote_dir, name)
+    text = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
+    edited = edit(text)
+    assert edited != text
+    data = zstandard.ZstdCompressor().compress(edited)
+    path.write_bytes(data)
+    manifest = _manifest(remote_dir, name)
+    manifest.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    _write_manifest(remote_dir, name, manifest)
+
+
+def _sqlite_view() -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("DROP VIEW IF EXISTS author_names")
+        cursor.execute("CREATE VIEW author_names AS SELECT name FROM testapp_author")
+
+
+BOOKS = {"default": "testapp_book", "pg": "public.testapp_book", "maria": "testapp_book"}
+
+
+@pytest.mark.parametrize("alias", db_params("default", "pg", "maria"))
+def test_an_honest_backup_passes_the_drill_with_its_time_to_restore(
+    alias: str, remote_dir: Path, drc_config: Any
+) -> None:
+    drc_config(COMPRESSION="zstd")
+    populate(alias)
+    backup = backup_database(alias)
+    manifest = _manifest(remote_dir, backup.name)
+    assert "testapp_book" in " ".join(manifest["inventory"]["tables"])
+    assert manifest["inventory"]["indexes"]
+
+    result = verify_backup(alias, restore=True)
+    assert result.restored
+    assert result.restore_seconds is not None
+    assert 0 < result.restore_seconds < result.duration
+    exact = ["row counts"] if alias == "default" else []
+    assert result.compared == ["inventory", *exact]
+
+    # Counts edited in the manifest (and declared exact): the drill lists the table.
+    books = len(snapshot(alias)["testapp_book"])
+    manifest["row_counts"] = {**manifest["row_counts"], BOOKS[alias]: books + 1000}
+    manifest["row_counts_exact"] = True
+    _write_manifest(remote_dir, backup.name, manifest)
+    with pytest.raises(InvalidBackup) as failed:
+        verify_backup(alias, restore=True)
+    assert f"table {BOOKS[alias]}: {books} rows (manifest: {books + 1000})" in str(failed.value)
+    assert staging_leftovers(alias) == []
+
+    # A manifest written before the inventory: what it has is compared.
+    old = {k: v for k, v in manifest.items() if k not in ("inventory", "row_counts_exact")}
+    _write_manifest(remote_dir, backup.name, old)
+    result = verify_backup(alias, restore=True)
+    assert result.compared == []
+    assert any("no schema inventory" in note for note in result.notes)
+
+
+@MARIA
+def test_the_drill_fails_on_a_maria_backup_that_lost_a_routine(
+    remote_dir: Path, drc_config: Any, maria_objects: None
+) -> None:
+    drc_config(COMPRESSION="zstd")
+    populate("maria")
+    backup = backup_database("maria")
+    assert "triple" in _manifest(remote_dir, backup.name)["inventory"]["functions"]
+    assert verify_backup("maria", restore=True).compared == ["inventory"]
+
+    _rewrite_dump(
+        remote_dir,
+        backup.name,
+        lambda text: re.sub(rb"CREATE FUNCTION `triple`.*?;;\n", b"", text, flags=re.S),
+    )
+    with pytest.raises(InvalidBackup, match="functions missing: triple") as failed:
+        verify_backup("maria", restore=True)
+    assert "restored in" in str(failed.value)
+    assert staging_leftovers("maria") == []
+
+
+@pytest.mark.parametrize("alias", db_params("default"))
+def test_the_drill_fails_on_a_sqlite_backup_that_lost_a_view(
+    alias: str, remote_dir: Path, drc_config: Any
+) -> None:
+    drc_config(COMPRESSION="zstd")
+    populate(alias)
+    _sqlite_view()
+    try:
+        backup = backup_database(alias)
+    finally:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("DROP VIEW author_names")
+    assert _manifest(remote_dir, backup.name)["inventory"]["views"] == ["author_names"]
+    assert verify_backup(alias, restore=True).compared == ["inventory", "row counts"]
+
+    _rewrite_dump(
+        remote_dir,
+        backup.name,
+        lambda text: re.sub(rb"CREATE VIEW author_names[^\n]*\n", b"", text),
+    )
+    with pytest.raises(InvalidBackup, match="views missing: author_names"):
+        verify_backup(alias, restore=True)
+
+
+@PG
+def test_the_drill_lists_missing_and_extra_objects_of_a_pg_backup(
+    remote_dir: Path, drc_config: Any, pg_objects: None
+) -> None:
+    populate("pg")
+    backup = backup_database("pg")
+    manifest = _manifest(remote_dir, backup.name)
+    inventory = manifest["inventory"]
+    assert inventory["materialized views"] == ["public.book_totals"]
+    assert inventory["extensions"] == ["pg_trgm", "plpgsql"]
+    assert "public.testapp_author.author_upper" in inventory["triggers"]
+    assert "public.triple(x integer)" in inventory["functions"]
+    assert verify_backup("pg", restore=True).compared == ["inventory"]
+
+    # The source held a view the backup does not restore; the trigger was not in it.
+    inventory["views"].append("public.lost_view")
+    inventory["triggers"].remove("public.testapp_author.author_upper")
+    _write_manifest(remote_dir, backup.name, manifest)
+    with pytest.raises(CommandError) as failed:
+        call_command("verifybackup", "--database", "pg", "--restore")
+    message = str(failed.value)
+    assert "views missing: public.lost_view" in message
+    assert "triggers extra: public.testapp_author.author_upper" in message
+    assert staging_leftovers("pg") == []
