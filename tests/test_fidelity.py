@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -649,3 +651,40 @@ def test_drills_time_to_restore_is_in_the_history_and_the_admin(
     page = client.get(changelist).content.decode()
     row = page[page.index("<td>pg</td>") :]
     assert "not yet" in row[: row.index("</tr>")]
+
+
+def test_the_weekly_drill_recipe_schedules_every_database(drc_config: Any) -> None:
+    from django_rclone_celery.schedules import beat_schedule, schedule_problems
+
+    text = (Path(__file__).parents[1] / "docs" / "schedules.md").read_text()
+    section = text[text.index("{ #weekly-restore-drill }") :]
+    code = section[section.index("```python") + 9 : section.index("```\n", 10)]
+    scope: dict[str, Any] = {}
+    exec(code.replace("...", "{}"), scope)
+    schedules = scope["DJANGO_RCLONE"]["SCHEDULES"]
+    assert schedule_problems(schedules) == []
+    drc_config(SCHEDULES=schedules)
+    entries = sorted(
+        (e["kwargs"]["database"], str(e["schedule"]), e["task"]) for e in beat_schedule().values()
+    )
+    assert [(db, task) for db, _, task in entries] == [
+        ("analytics", "django_rclone_celery.db_verify"),
+        ("default", "django_rclone_celery.db_verify"),
+    ]
+    assert all(e["kwargs"]["restore"] is True for e in beat_schedule().values())
+    assert entries[0][1] != entries[1][1]  # spread over the night
+
+    # The example project's settings carry the same drill for each of its databases.
+    project = Path(__file__).parents[1] / "example_project"
+    code = (
+        "import json, bookshop.settings as s; "
+        "print(json.dumps([s.DJANGO_RCLONE['SCHEDULES'], list(s.DATABASES)]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    project_schedules, databases = json.loads(out)
+    drills = {k: v for k, v in project_schedules.items() if v["task"].endswith(".db_verify")}
+    assert sorted(d["kwargs"]["database"] for d in drills.values()) == sorted(databases)
+    assert all(d["kwargs"]["restore"] is True for d in drills.values())
+    assert schedule_problems(project_schedules) == []
