@@ -495,10 +495,15 @@ def _sqlite_view() -> None:
         cursor.execute("CREATE VIEW author_names AS SELECT name FROM testapp_author")
 
 
-BOOKS = {"default": "testapp_book", "pg": "public.testapp_book", "maria": "testapp_book"}
+BOOKS = {
+    "default": "testapp_book",
+    "pg": "public.testapp_book",
+    "gis": "public.testapp_book",
+    "maria": "testapp_book",
+}
 
 
-@pytest.mark.parametrize("alias", db_params("default", "pg", "maria"))
+@pytest.mark.parametrize("alias", db_params("default", "pg", "gis", "maria"))
 def test_an_honest_backup_passes_the_drill_with_its_time_to_restore(
     alias: str, remote_dir: Path, drc_config: Any
 ) -> None:
@@ -508,6 +513,9 @@ def test_an_honest_backup_passes_the_drill_with_its_time_to_restore(
     manifest = _manifest(remote_dir, backup.name)
     assert "testapp_book" in " ".join(manifest["inventory"]["tables"])
     assert manifest["inventory"]["indexes"]
+    if alias == "gis":  # the extension is listed, not its thousand functions
+        assert "postgis" in manifest["inventory"]["extensions"]
+        assert not [f for f in manifest["inventory"]["functions"] if "st_" in f.lower()]
 
     result = verify_backup(alias, restore=True)
     assert result.restored
