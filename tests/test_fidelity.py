@@ -193,6 +193,34 @@ def test_maria_objects_round_trip_as_a_user_without_super(
 
 
 @MARIA
+def test_a_maria_backup_written_with_definers_still_restores_as_a_user_without_super(
+    remote_dir: Path,
+    drc_config: Any,
+    maria_plain_user: dict[str, str],
+    maria_objects: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Backups made before the definer filter carry DEFINER=root: the load strips them."""
+    from django_rclone_celery.connectors.mysql import MysqlConnector
+
+    drc_config(COMPRESSION="none")
+    populate("maria")
+    before = snapshot("maria", APP_TABLES)
+    with monkeypatch.context() as patched:
+        patched.setattr(MysqlConnector, "script_filter", lambda self: None)
+        result = backup_database("maria")
+    assert b"DEFINER=`root`" in (remote_dir / "db" / result.name).read_bytes()
+    damage("maria")
+    saved = _as_user("maria", maria_plain_user)
+    try:
+        restore_database("maria")
+    finally:
+        _as_user("maria", saved)
+    assert snapshot("maria", APP_TABLES) == before
+    assert _maria_object_names()["routines"] == ["FUNCTION triple", "PROCEDURE add_author"]
+
+
+@MARIA
 def test_maria_failure_after_the_swap_names_what_is_missing(
     remote_dir: Path, drc_config: Any, monkeypatch: pytest.MonkeyPatch, maria_objects: None
 ) -> None:

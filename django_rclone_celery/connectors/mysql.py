@@ -50,31 +50,51 @@ class DefinerFilter:
     """
 
     def __init__(self) -> None:
-        self._carry = b""
+        self._carry: list[bytes] = []  # the start of a line not yet ended
 
-    def _fix(self, block: bytes) -> bytes:
-        if b"DEFINER=" not in block:
-            return block
-        lines = block.split(b"\n")
+    def _fix(self, block: bytes | memoryview) -> bytes | memoryview:
+        if _find(block, b"DEFINER=") < 0:
+            return block  # the common case: data lines, passed on without a copy
+        lines = bytes(block).split(b"\n")
         for i, line in enumerate(lines):
             if line.startswith(_DEFINER_LINES):
                 lines[i] = _DEFINER.sub(b"", line, count=1)
         return b"\n".join(lines)
 
-    def feed(self, data: memoryview) -> bytes:
-        chunk = self._carry + bytes(data)
+    def feed(self, data: memoryview) -> bytes | memoryview:
+        chunk = bytes(data)  # data is a reused buffer: copy what is kept
         end = chunk.rfind(b"\n") + 1
-        self._carry = chunk[end:]
-        return self._fix(chunk[:end])
+        if not end:
+            self._carry.append(chunk)
+            return b""
+        if self._carry:
+            block: bytes | memoryview = b"".join([*self._carry, chunk[:end]])
+        else:
+            block = memoryview(chunk)[:end]
+        self._carry = [chunk[end:]] if end < len(chunk) else []
+        return self._fix(block)
 
     def finish(self) -> bytes:
-        rest, self._carry = self._carry, b""
-        return self._fix(rest)
+        rest, self._carry = b"".join(self._carry), []
+        return bytes(self._fix(rest))
 
 
-def strip_definer(sql: str) -> str:
-    """``SHOW CREATE ...`` text without its definer: the first clause is in the header."""
-    return _DEFINER.sub(b"", sql.encode(), count=1).decode()
+def _find(block: bytes | memoryview, needle: bytes) -> int:
+    if isinstance(block, memoryview):
+        obj = block.obj
+        if isinstance(obj, bytes):  # a view of a whole bytes object, from its start
+            return obj.find(needle, 0, block.nbytes)
+        return bytes(block).find(needle)
+    return block.find(needle)
+
+
+def strip_definer(sql: str | None) -> str:
+    """``SHOW CREATE ...`` text without its definer: the first clause is in the header.
+
+    The server shows no text (NULL) of another definer's routine or trigger to
+    an account without the privilege to read it: that is "" here.
+    """
+    return _DEFINER.sub(b"", sql.encode(), count=1).decode() if sql else ""
 
 
 def _option_value(value: str) -> str:
@@ -219,7 +239,7 @@ class SchemaObject:
 
     kind: str  # "function", "procedure", "view", "trigger", "event"
     name: str
-    sql: str  # without a definer
+    sql: str  # without a definer; "" if this account may not read it
     sql_mode: str | None  # the one it was created under (views have none)
     time_zone: str | None = None  # an event's schedule is read in it
 
@@ -320,6 +340,9 @@ class MysqlStaging(Staging):
                     # A trigger may read a view: create the views first.
                     failed += self._create_views(cursor, pending)
                     pending = []
+                if not obj.sql:
+                    failed.append(f"{obj} (its definition is not readable by this account)")
+                    continue
                 try:
                     cursor.execute("SET SESSION sql_mode = %s", [obj.sql_mode or ""])
                     if obj.time_zone:
@@ -375,9 +398,14 @@ class MysqlStaging(Staging):
                 if pairs:
                     # One statement: the server applies every rename or none.
                     cursor.execute("RENAME TABLE " + ", ".join(pairs))
-            except Exception:
+            except Exception as exc:
                 # Nothing moved: give the live tables their triggers back.
-                self.recreate(self.live, [o for o in live if o.kind == "trigger"])
+                lost = self.recreate(self.live, [o for o in live if o.kind == "trigger"])
+                if lost:
+                    raise RestoreError(
+                        f"the swap of {self.live!r} failed ({exc}); its tables are unchanged "
+                        f"but these triggers could not be put back: {'; '.join(lost)}"
+                    ) from exc
                 raise
             # The live tables are the restored ones now; their objects follow.
             self._drop(cursor, self.live, [o for o in live if o.kind != "trigger"])
