@@ -454,6 +454,8 @@ def test_an_allowed_exclusion_takes_its_m2m_tables_and_restores(clone_store: Pat
     _users_with_groups()
     groups = snapshot("pg", ("auth_group", "auth_group_permissions"))
     key = pgclone.dump(exclude=["auth.User", "admin.LogEntry"])
+    manifest = json.loads((clone_store / (key + ".manifest.json")).read_text())
+    assert "public.auth_user" in manifest["inventory"]["tables"]  # the table stays, empty
     User.objects.db_manager("pg").create_user("intruder")
     Group.objects.using("pg").all().delete()
     assert pgclone.restore(key) == key

@@ -4,11 +4,13 @@ Dumps stay plain ``pg_dump -Fc`` archives (pg_dump's own compression), not
 DJANGO_RCLONE's zstd: a pgclone dump is then byte-for-byte what
 django-pgclone writes, so either tool (or a bare ``pg_restore``) reads the
 other's dumps, and the dump costs what ``pg_dump -Fc`` costs. A manifest
-beside the dump records its size and SHA-256; restores verify it when present.
+beside the dump records its size, SHA-256 and schema inventory; restores verify
+the checksum when present.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -26,6 +28,8 @@ from .conf import get_pgclone_settings, require, resolve
 from .hooks import run_hooks
 from .local import postgres_connector
 from .results import PgcloneResult
+
+logger = logging.getLogger("django_rclone_celery")
 
 
 def _quote_pattern(table: str) -> str:
@@ -123,6 +127,7 @@ def dump_run(
             older_than=_stale_after(),
         )
         versions = connector.tool_versions()
+        inventory = _inventory(connector)
 
     def manifest(stats: PipeStats) -> bytes:
         return Manifest(
@@ -135,6 +140,7 @@ def dump_run(
             sha256=stats.sha256,
             created=datetime.now(timezone.utc).isoformat(),
             tool_versions=versions,
+            inventory=inventory,
         ).to_bytes()
 
     with run.stage("dump"):
@@ -154,6 +160,15 @@ def dump_run(
         duration=run.elapsed,
         run_id=run.run_id,
     )
+
+
+def _inventory(connector: PostgresConnector) -> dict[str, list[str]]:
+    """The schema objects, for the manifest; an exclusion keeps every table, so all of them."""
+    try:
+        return connector.inventory()
+    except Exception:  # a description of the dump: never a reason to fail it
+        logger.warning("schema inventory unavailable for %s", connector.alias, exc_info=True)
+        return {}
 
 
 def _stale_after() -> timedelta:
