@@ -58,7 +58,8 @@ class RestoreResult(_Result):
 class VerifyResult(_Result):
     """A backup that passed verification. ``checks`` names what was checked
     (``size``, ``sha256``, ``zstd``, ``pg_restore``, ``end marker``, ``portable``,
-    ``restore``, ``inventory``, ``row counts``); ``notes`` says what could not be, and why."""
+    ``restore``); ``compared`` what the trial restore's copy matched in its manifest
+    (``inventory``, ``row counts``); ``notes`` says what could not be, and why."""
 
     database: str
     path: str

@@ -14,8 +14,9 @@ streamed once with ``rclone cat`` and checked on the way:
    row counts must match the manifest's. MongoDB archives are not parsed.
 
 ``restore=True`` then restores it into the connector's staged copy, checks
-that copy and drops it instead of swapping it in: the live database is
-never written. Nothing goes through local disk; memory stays at one chunk.
+that copy, compares its schema objects and row counts with the manifest's
+(``fidelity.py``) and drops it instead of swapping it in: the live database
+is never written. Nothing goes through local disk; memory stays at one chunk.
 """
 
 from __future__ import annotations
