@@ -61,7 +61,7 @@ def compare_restored(connector: Connector, target: str, manifest: Manifest) -> C
         compared.append("inventory")
     else:
         notes.append("its manifest has no schema inventory: the restored objects were not compared")
-    if manifest.row_counts and manifest.row_counts_exact:
+    if manifest.row_counts and manifest.row_counts_from == "dump":
         differences += count_differences(manifest.row_counts, connector.table_counts(target))
         compared.append("row counts")
     elif manifest.row_counts:

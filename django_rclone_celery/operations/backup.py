@@ -162,7 +162,9 @@ def backup_database(
                     created=datetime.now(timezone.utc).isoformat(),
                     tool_versions=versions,
                     row_counts=counts if exact_counts is None else exact_counts,
-                    row_counts_exact=exact_counts is not None or connector.row_counts_exact,
+                    row_counts_from="dump"
+                    if exact_counts is not None or connector.row_counts_exact
+                    else "",
                     inventory=inventory.result(),
                 )
                 publication.commit(manifest.to_bytes(), final=final)
