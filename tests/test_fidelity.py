@@ -726,3 +726,19 @@ def test_the_weekly_drill_recipe_schedules_every_database(drc_config: Any) -> No
     assert sorted(d["kwargs"]["database"] for d in drills.values()) == sorted(databases)
     assert all(d["kwargs"]["restore"] is True for d in drills.values())
     assert schedule_problems(project_schedules) == []
+
+
+def test_the_difference_listing() -> None:
+    from django_rclone_celery.fidelity import count_differences, inventory_differences
+
+    expected = {"views": ["v1", "v2"], "triggers": [f"t{i:02d}" for i in range(12)]}
+    actual = {"views": ["v2", "v3"], "triggers": [], "events": ["e"]}
+    assert inventory_differences(expected, actual) == [
+        "triggers missing: t00, t01, t02, t03, t04, t05, t06, t07, t08, t09 and 2 more",
+        "views missing: v1",
+        "views extra: v3",
+    ]  # "events" is not in the (older) manifest: not compared
+    assert count_differences({"a": 3, "b": 0, "gone": 2}, {"a": 4, "b": 0, "empty": 0}) == [
+        "table a: 4 rows (manifest: 3)",
+        "table gone: no such table (manifest: 2)",
+    ]

@@ -140,13 +140,19 @@ class PostgresConnector(Connector):
         return found
 
     def table_counts(self, target: str | None = None) -> dict[str, int]:
+        # The tables a dump's own counts cover: every plain table (partitions
+        # one by one, ONLY their own rows), extensions' tables included.
         counts = {}
         with self.cursor(target) as cursor:
-            cursor.execute(_RELATIONS, [["r", "p"]])
-            for (qualified,) in cursor.fetchall():
-                schema, _, table = qualified.partition(".")
-                cursor.execute(f"SELECT count(*) FROM {self.quote(schema)}.{self.quote(table)}")
-                counts[qualified] = int(cursor.fetchone()[0])
+            cursor.execute(
+                "SELECT n.nspname, c.relname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+                "AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'"
+            )
+            for schema, table in cursor.fetchall():
+                quoted = f"{self.quote(schema)}.{self.quote(table)}"
+                cursor.execute(f"SELECT count(*) FROM ONLY {quoted}")
+                counts[f"{schema}.{table}"] = int(cursor.fetchone()[0])
         return counts
 
     def foreign_keys_to(self, tables: list[str]) -> list[tuple[str, str]]:
