@@ -113,8 +113,9 @@ def maria_plain_user() -> Iterator[dict[str, str]]:
     pattern = name.replace("_", "\\_") + "%"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", [password])
-        cursor.execute(f"GRANT ALL PRIVILEGES ON `{pattern}`.* TO '{user}'@'%'")
     try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"GRANT ALL PRIVILEGES ON `{pattern}`.* TO '{user}'@'%'")
         yield {"USER": user, "PASSWORD": password}
     finally:
         with connection.cursor() as cursor:
