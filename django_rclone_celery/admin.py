@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from .conf import get_settings
+from .drills import drill_status
 from .enqueue import enqueue_on_commit
 from .exceptions import DjangoRcloneCeleryError
 from .management.base import human_size
@@ -122,6 +123,7 @@ class BackupRunAdmin(RunAdminBase):
         "progress",
         "size_display",
         "duration_display",
+        "restore_time",
         "task_id",
     )
     list_filter = ("status", "operation", "database")
@@ -182,6 +184,11 @@ class BackupRunAdmin(RunAdminBase):
         minutes, secs = divmod(round(seconds), 60)
         hours, minutes = divmod(minutes, 60)
         return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+    @admin.display(description="time to restore")
+    def restore_time(self, run: BackupRun) -> str:
+        seconds = run.result.get("restore_seconds") if isinstance(run.result, dict) else None
+        return f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
 
     # --- queueing --------------------------------------------------------------------
 
@@ -301,6 +308,7 @@ class BackupRunAdmin(RunAdminBase):
             "can_start_runs": self.has_backup_permission(request)
             or self.has_restore_permission(request),
             "freshness": self._freshness(),
+            "restore_drills": drill_status(),
         }
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 

@@ -100,6 +100,33 @@ class ZstdDecompress:
         return b""
 
 
+class Chain:
+    """Transforms applied one after the other (a SQL filter, then a compressor)."""
+
+    def __init__(self, *stages: Transform) -> None:
+        self._stages = stages
+
+    def feed(self, data: memoryview) -> bytes | memoryview:
+        out: bytes | memoryview = data
+        for stage in self._stages:
+            out = stage.feed(memoryview(out))
+        return out
+
+    def finish(self) -> bytes:
+        out = b""
+        for stage in self._stages:
+            out = bytes(stage.feed(memoryview(out))) + stage.finish() if out else stage.finish()
+        return out
+
+
+def chain(*stages: Transform | None) -> Transform | None:
+    """One transform of the given ones, skipping None; None if there are none."""
+    present = [stage for stage in stages if stage is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+    return Chain(*present)
+
+
 def compressor(kind: Compression, level: int, threads: int | None) -> Transform | None:
     return ZstdCompress(level, threads) if kind == "zstd" else None
 

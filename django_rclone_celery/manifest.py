@@ -24,6 +24,11 @@ class Manifest:
     created: str = ""
     tool_versions: dict[str, str] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
+    # "dump": counted from the dump's stream or inside the snapshot it read,
+    # so exact for this backup; "" on older manifests (server-engine estimates).
+    row_counts_from: str = ""
+    # Schema objects by kind ("tables", "views", "triggers"...): Connector.inventory().
+    inventory: dict[str, list[str]] = field(default_factory=dict)
     version: int = FORMAT_VERSION
 
     def to_bytes(self) -> bytes:

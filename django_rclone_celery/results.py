@@ -58,7 +58,8 @@ class RestoreResult(_Result):
 class VerifyResult(_Result):
     """A backup that passed verification. ``checks`` names what was checked
     (``size``, ``sha256``, ``zstd``, ``pg_restore``, ``end marker``, ``portable``,
-    ``restore``); ``notes`` says what could not be, and why."""
+    ``restore``); ``compared`` what the trial restore's copy matched in its manifest
+    (``inventory``, ``row counts``); ``notes`` says what could not be, and why."""
 
     database: str
     path: str
@@ -69,6 +70,9 @@ class VerifyResult(_Result):
     format: str
     verified: bool  # size and sha256 matched the manifest
     restored: bool  # a trial restore into a staged copy succeeded (and was dropped)
+    restore_seconds: float | None = None  # time to restore: the trial restore's load
+    # What the restored copy was compared with its manifest on: "inventory", "row counts".
+    compared: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     duration: float

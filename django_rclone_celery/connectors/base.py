@@ -13,7 +13,9 @@ from django.db.backends.utils import CursorWrapper
 
 from .. import process
 from ..exceptions import ProcessError
-from ..process import Command
+from ..process import Command, Transform
+
+Inventory = dict[str, list[str]]
 
 
 class Staging(ABC):
@@ -48,6 +50,8 @@ class Connector(ABC):
     restore_tool: ClassVar[str]
     # True when the dump tool compresses by itself unless told not to.
     native_compression: ClassVar[bool] = False
+    # True when row_counts() are exact: the manifest says row_counts_from "dump".
+    row_counts_exact: ClassVar[bool] = False
 
     def __init__(self, alias: str, settings_dict: Mapping[str, Any]) -> None:
         self.alias = alias
@@ -109,6 +113,22 @@ class Connector(ABC):
 
     def row_counts(self) -> dict[str, int]:
         """Per-table row counts where they are cheap (estimates on server engines)."""
+        return {}
+
+    def script_filter(self) -> Transform | None:
+        """A rewrite of the dump's text applied when it is written and when it is
+        loaded (MySQL: definers a plain user cannot set); None for none."""
+        return None
+
+    def inventory(self, target: str | None = None) -> Inventory:
+        """The schema objects of the live database, or of ``target`` (a staged copy):
+        kind (``tables``, ``views``, ``triggers``...) to sorted names. Empty where
+        the engine has none to read."""
+        return {}
+
+    def table_counts(self, target: str | None = None) -> dict[str, int]:
+        """Exact row counts per table of the live database or of ``target``,
+        named as :meth:`row_counts` names them."""
         return {}
 
     @contextmanager

@@ -13,7 +13,7 @@ from django.db.backends.utils import CursorWrapper
 
 from ..exceptions import ConfigurationError, RestoreError
 from ..process import Command
-from .base import Connector, Staging
+from .base import Connector, Inventory, Staging
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,46 @@ _OPTION_ENV = {
 }
 _IDENTIFIER_MAX = 63
 SWAP_ATTEMPTS = 10
+
+# Objects of the database's own schemas: not the system's, not an extension's members
+# (PostGIS alone has a thousand functions; CREATE EXTENSION brings them back).
+_OWN = (
+    "{ns}.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND left({ns}.nspname, 8) <> 'pg_toast' AND left({ns}.nspname, 7) <> 'pg_temp' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = {catalog}::regclass "
+    "AND d.objid = {obj}.oid AND d.deptype = 'e')"
+)
+_RELATIONS = (
+    "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = ANY(%s) AND "
+    + _OWN.format(ns="n", catalog="'pg_class'", obj="c")
+)
+_INVENTORY = {
+    "schemas": "SELECT n.nspname FROM pg_namespace n WHERE "
+    + _OWN.format(ns="n", catalog="'pg_namespace'", obj="n"),
+    "tables": (_RELATIONS, [["r", "p"]]),
+    "views": (_RELATIONS, [["v"]]),
+    "materialized views": (_RELATIONS, [["m"]]),
+    "sequences": (_RELATIONS, [["S"]]),
+    "indexes": (_RELATIONS, [["i", "I"]]),
+    "functions": "SELECT n.nspname || '.' || p.proname || '(' "
+    "|| pg_get_function_identity_arguments(p.oid) || ')' FROM pg_proc p "
+    "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind <> 'p' AND "
+    + _OWN.format(ns="n", catalog="'pg_proc'", obj="p"),
+    "procedures": "SELECT n.nspname || '.' || p.proname || '(' "
+    "|| pg_get_function_identity_arguments(p.oid) || ')' FROM pg_proc p "
+    "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind = 'p' AND "
+    + _OWN.format(ns="n", catalog="'pg_proc'", obj="p"),
+    "triggers": "SELECT n.nspname || '.' || c.relname || '.' || t.tgname FROM pg_trigger t "
+    "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE NOT t.tgisinternal AND " + _OWN.format(ns="n", catalog="'pg_class'", obj="c"),
+    "constraints": "SELECT n.nspname || '.' || c.relname || '.' || k.conname "
+    "|| ' ' || k.contype::text "
+    "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+    + _OWN.format(ns="n", catalog="'pg_class'", obj="c"),
+    "extensions": "SELECT extname FROM pg_extension",
+}
 
 
 class PostgresConnector(Connector):
@@ -89,6 +129,47 @@ class PostgresConnector(Connector):
                 "SELECT schemaname || '.' || relname, n_live_tup FROM pg_stat_user_tables"
             )
             return {name: int(count) for name, count in cursor.fetchall()}
+
+    def inventory(self, target: str | None = None) -> Inventory:
+        found: Inventory = {}
+        with self.cursor(target) as cursor:
+            for kind, query in _INVENTORY.items():
+                sql, params = query if isinstance(query, tuple) else (query, None)
+                cursor.execute(sql, params)
+                found[kind] = sorted(str(row[0]) for row in cursor.fetchall())
+        return found
+
+    def table_counts(self, target: str | None = None) -> dict[str, int]:
+        # The tables a dump's own counts cover: every plain table (partitions
+        # one by one, ONLY their own rows), extensions' tables included.
+        counts = {}
+        with self.cursor(target) as cursor:
+            cursor.execute(
+                "SELECT n.nspname, c.relname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+                "AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'"
+            )
+            for schema, table in cursor.fetchall():
+                quoted = f"{self.quote(schema)}.{self.quote(table)}"
+                cursor.execute(f"SELECT count(*) FROM ONLY {quoted}")
+                counts[f"{schema}.{table}"] = int(cursor.fetchone()[0])
+        return counts
+
+    def foreign_keys_to(self, tables: list[str]) -> list[tuple[str, str]]:
+        """(referencing table, constraint) of every foreign key into ``tables``
+        (names on the search path, as Django's ``db_table``)."""
+        with self.cursor() as cursor:
+            cursor.execute(
+                "SELECT src.relname, con.conname FROM pg_constraint con "
+                "JOIN pg_class src ON src.oid = con.conrelid "
+                "JOIN pg_class dst ON dst.oid = con.confrelid "
+                "JOIN pg_namespace n ON n.oid = dst.relnamespace "
+                "WHERE con.contype = 'f' AND dst.relname = ANY(%s) "
+                "AND n.nspname = ANY(current_schemas(false)) "
+                "ORDER BY 1, 2",
+                [tables],
+            )
+            return [(str(table), str(name)) for table, name in cursor.fetchall()]
 
     def maintenance_db(self) -> str:
         return str(self.conn_db or self.settings_dict.get("PGCLONE_CONN_DB") or "postgres")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..exceptions import ConfigurationError, RestoreError
 from ..process import Command
-from .base import Connector, Staging
+from .base import Connector, Inventory, Staging
 
 
 class SqliteConnector(Connector):
@@ -17,6 +17,7 @@ class SqliteConnector(Connector):
     extension = "sqlite3"
     dump_tool = "sqlite3"
     restore_tool = "sqlite3"
+    row_counts_exact = True
 
     def _path(self) -> str:
         name = self.name
@@ -46,6 +47,32 @@ class SqliteConnector(Connector):
                 quoted = '"' + name.replace('"', '""') + '"'
                 counts[name] = int(db.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
         return counts
+
+    def inventory(self, target: str | None = None) -> Inventory:
+        kinds = {"table": "tables", "view": "views", "index": "indexes", "trigger": "triggers"}
+        found: Inventory = {kind: [] for kind in kinds.values()}
+        with contextlib.closing(self._open(target)) as db:
+            rows = db.execute(
+                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+        for kind, name in rows:
+            if kind in kinds:
+                found[kinds[kind]].append(name)
+        return {kind: sorted(names) for kind, names in found.items()}
+
+    def table_counts(self, target: str | None = None) -> dict[str, int]:
+        with contextlib.closing(self._open(target)) as db:
+            names = db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            counts = {}
+            for (name,) in names:
+                quoted = '"' + name.replace('"', '""') + '"'
+                counts[name] = int(db.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
+            return counts
+
+    def _open(self, target: str | None) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{target or self._path()}?mode=ro", uri=True)
 
     def tool_versions(self) -> dict[str, str]:
         versions = super().tool_versions()

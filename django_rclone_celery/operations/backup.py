@@ -11,7 +11,7 @@ from typing import Literal
 import django
 
 from .. import naming, process, signals
-from ..compression import compressor, suffix
+from ..compression import chain, compressor, suffix
 from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
 from ..exceptions import RcloneError
@@ -62,6 +62,17 @@ def _describe(connector: Connector, format: str) -> tuple[dict[str, str], dict[s
     return versions, counts
 
 
+def _inventory(connector: Connector, format: str) -> dict[str, list[str]]:
+    """The schema objects a verify compares the restored copy with; never fails the backup."""
+    if format == "portable":
+        return {}  # loaded through the models: its schema is the migrations'
+    try:
+        return connector.inventory()
+    except Exception:
+        logger.warning("schema inventory unavailable for %s", connector.alias, exc_info=True)
+        return {}
+
+
 def backup_database(
     database: str = "default",
     *,
@@ -104,9 +115,10 @@ def backup_database(
     # The listing (for a free name, and to sweep stale partials), tool versions
     # and row counts each cost a process start or a query: they run beside
     # the dump instead of before it.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="drc-backup") as pool:
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="drc-backup") as pool:
         listed = pool.submit(_list_and_sweep, rclone, directory, settings)
         described = pool.submit(_describe, connector, format)
+        inventory = pool.submit(_inventory, connector, format)
         with publishing(rclone, provisional) as publication:
             with run.stage("dump"):
                 exact_counts: dict[str, int] | None = None
@@ -123,8 +135,11 @@ def backup_database(
                     stats = process.pipe(
                         connector.dump_command(compress=kind == "native"),
                         rclone.rcat(publication.partial),
-                        transform=compressor(
-                            kind, settings.compression_level, settings.compression_threads
+                        transform=chain(
+                            connector.script_filter(),
+                            compressor(
+                                kind, settings.compression_level, settings.compression_threads
+                            ),
                         ),
                         digest="sink",
                         progress=run.byte_counter(),
@@ -147,6 +162,10 @@ def backup_database(
                     created=datetime.now(timezone.utc).isoformat(),
                     tool_versions=versions,
                     row_counts=counts if exact_counts is None else exact_counts,
+                    row_counts_from="dump"
+                    if exact_counts is not None or connector.row_counts_exact
+                    else "",
+                    inventory=inventory.result(),
                 )
                 publication.commit(manifest.to_bytes(), final=final)
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from .. import naming, process, signals
-from ..compression import ZSTD_SUFFIX, decompressor
+from ..compression import ZSTD_SUFFIX, chain, decompressor
 from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, Staging, get_connector
 from ..exceptions import (
@@ -256,7 +256,11 @@ def load_staged(
             stats = process.pipe(
                 rclone.cat(path),
                 connector.restore_command(staging.target),
-                transform=decompressor(manifest.compression),  # type: ignore[arg-type]
+                # The script filter also fixes backups written before it existed.
+                transform=chain(
+                    decompressor(manifest.compression),  # type: ignore[arg-type]
+                    connector.script_filter(),
+                ),
                 digest="source",
                 progress=run.byte_counter(manifest.size or size),
                 source_error=RcloneError,

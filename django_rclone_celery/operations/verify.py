@@ -14,20 +14,22 @@ streamed once with ``rclone cat`` and checked on the way:
    row counts must match the manifest's. MongoDB archives are not parsed.
 
 ``restore=True`` then restores it into the connector's staged copy, checks
-that copy and drops it instead of swapping it in: the live database is
-never written. Nothing goes through local disk; memory stays at one chunk.
+that copy, compares its schema objects and row counts with the manifest's
+(``fidelity.py``) and drops it instead of swapping it in: the live database
+is never written. Nothing goes through local disk; memory stays at one chunk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import IO, cast
 
 import zstandard
 
-from .. import process
+from .. import fidelity, process
 from ..compression import decompressor
 from ..conf import Settings, get_settings
 from ..connectors import Connector, get_connector
@@ -127,14 +129,19 @@ def verify_backup(
     notes += _structure_notes(connector, manifest)
 
     restored = False
+    restore_seconds: float | None = None
+    compared: list[str] = []
     if restore:
         reason = _why_no_trial(connector, manifest)
         if reason:
             notes.append(f"trial restore skipped: {reason}")
         else:
-            _trial_restore(run, rclone, connector, path, name, manifest, size)
+            restore_seconds, comparison = _trial_restore(
+                run, rclone, connector, path, name, manifest, size
+            )
             restored = True
             checks.append("restore")
+            compared, notes = comparison.compared, notes + comparison.notes
 
     for note in notes:
         logger.warning("db_verify %s: %s: %s", database, name, note)
@@ -148,6 +155,8 @@ def verify_backup(
         format=manifest.format,
         verified=bool(manifest.sha256),
         restored=restored,
+        restore_seconds=restore_seconds,
+        compared=compared,
         checks=checks,
         notes=notes,
         duration=run.elapsed,
@@ -321,8 +330,13 @@ def _trial_restore(
     name: str,
     manifest: Manifest,
     size: int | None,
-) -> None:
-    """Restore into the staged copy and check it, then drop it: never swap."""
+) -> tuple[float, fidelity.Comparison]:
+    """Restore into the staged copy, compare it with the manifest, then drop it: never swap.
+
+    Returns the time the restore took (the staged copy loaded and checked)
+    and what was compared.
+    """
+    started = time.monotonic()
     try:
         with missing_backup(name):
             staging, _ = load_staged(run, rclone, connector, path, name, manifest, size)
@@ -335,5 +349,20 @@ def _trial_restore(
             f"trial restore of {name!r} into {connector.alias!r}'s staged copy failed "
             f"(the live database was not touched): {exc}"
         ) from exc
-    with run.stage("discard"):
-        staging.discard()
+    seconds = time.monotonic() - started
+    try:
+        # Read before the staged copy is dropped; part of the restore's check.
+        compared = fidelity.compare_restored(connector, staging.target, manifest)
+    except Exception as exc:
+        raise RestoreError(
+            f"the trial restore of {name!r} could not be compared with its manifest: {exc}"
+        ) from exc
+    finally:
+        with run.stage("discard"):
+            staging.discard()
+    if compared.differences:
+        raise InvalidBackup(
+            f"{name!r} failed its trial restore (restored in {seconds:.1f} s): the restored "
+            f"copy differs from its manifest: {'; '.join(compared.differences)}"
+        )
+    return seconds, compared

@@ -4,18 +4,19 @@ Dumps stay plain ``pg_dump -Fc`` archives (pg_dump's own compression), not
 DJANGO_RCLONE's zstd: a pgclone dump is then byte-for-byte what
 django-pgclone writes, so either tool (or a bare ``pg_restore``) reads the
 other's dumps, and the dump costs what ``pg_dump -Fc`` costs. A manifest
-beside the dump records its size and SHA-256; restores verify it when present.
+beside the dump records its size, SHA-256 and schema inventory; restores verify
+the checksum when present.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from django.apps import apps
-
+from .. import exclusion
 from ..conf import get_settings
-from ..exceptions import ConfigurationError
+from ..connectors.postgresql import PostgresConnector
 from ..manifest import Manifest
 from ..operations.catalog import sweep_partials
 from ..operations.publish import stream_and_publish
@@ -28,24 +29,25 @@ from .hooks import run_hooks
 from .local import postgres_connector
 from .results import PgcloneResult
 
+logger = logging.getLogger("django_rclone_celery")
+
 
 def _quote_pattern(table: str) -> str:
     # pg_dump reads its argument as a pattern: quoting keeps '.', '*', '?' and case literal.
     return '"' + table.replace('"', '""') + '"'
 
 
-def exclude_args(labels: tuple[str, ...]) -> tuple[str, ...]:
-    """``--exclude-table-data`` for each ``app_label.Model``."""
-    args = []
-    for label in labels:
-        try:
-            model = apps.get_model(label)
-        except (LookupError, ValueError):
-            raise ConfigurationError(
-                f"cannot exclude {label!r}: not an installed model (use app_label.ModelName)"
-            ) from None
-        args.append(f"--exclude-table-data={_quote_pattern(model._meta.db_table)}")
-    return tuple(args)
+def exclude_args(
+    labels: tuple[str, ...], connector: PostgresConnector | None = None
+) -> tuple[str, ...]:
+    """``--exclude-table-data`` for each ``app_label.Model`` and the many-to-many
+    tables that go with it; refused if other rows point at them (``exclusion.py``).
+    ``connector`` adds the foreign keys the database has beyond the models'."""
+    if not labels:
+        return ()
+    references = connector.foreign_keys_to if connector is not None else None
+    planned = exclusion.plan(labels, references)
+    return tuple(f"--exclude-table-data={_quote_pattern(table)}" for table in planned.tables)
 
 
 def dump(
@@ -106,7 +108,8 @@ def dump_run(
         settings=settings,
     )
     connector = postgres_connector(opts.database, settings)
-    extra = exclude_args(opts.exclude)
+    # Refused here, before any hook runs or anything is written.
+    extra = exclude_args(opts.exclude, connector)
     run = Run.start("pgclone_dump", opts.database, run_id, progress)
     rclone = Rclone(get_settings())
 
@@ -124,6 +127,7 @@ def dump_run(
             older_than=_stale_after(),
         )
         versions = connector.tool_versions()
+        inventory = _inventory(connector)
 
     def manifest(stats: PipeStats) -> bytes:
         return Manifest(
@@ -136,6 +140,7 @@ def dump_run(
             sha256=stats.sha256,
             created=datetime.now(timezone.utc).isoformat(),
             tool_versions=versions,
+            inventory=inventory,
         ).to_bytes()
 
     with run.stage("dump"):
@@ -155,6 +160,15 @@ def dump_run(
         duration=run.elapsed,
         run_id=run.run_id,
     )
+
+
+def _inventory(connector: PostgresConnector) -> dict[str, list[str]]:
+    """The schema objects, for the manifest; an exclusion keeps every table, so all of them."""
+    try:
+        return connector.inventory()
+    except Exception:  # a description of the dump: never a reason to fail it
+        logger.warning("schema inventory unavailable for %s", connector.alias, exc_info=True)
+        return {}
 
 
 def _stale_after() -> timedelta:

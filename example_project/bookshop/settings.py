@@ -98,6 +98,16 @@ DJANGO_RCLONE = {
             "task": "django_rclone_celery.media_backup",
             "crontab": "5 * * * *",
         },
+        # The restore drill: restore the newest backup of every database beside
+        # it, compare it with its manifest, drop it (docs/schedules.md).
+        **{
+            f"weekly restore drill {alias}": {
+                "task": "django_rclone_celery.db_verify",
+                "crontab": f"{(20 * n) % 60} {4 + (20 * n) // 60} * * 0",
+                "kwargs": {"database": alias, "restore": True},
+            }
+            for n, alias in enumerate(DATABASES)
+        },
     },
 }
 # --8<-- [end:django_rclone]

@@ -45,6 +45,10 @@ class Command(QueueableCommand):
             restore=options["restore"],
         )
         text = f"Verified {result.name} ({human_size(result.size)}): {', '.join(result.checks)}"
+        if result.restore_seconds is not None:
+            text += f"; restored in {result.restore_seconds:.1f} s"
+            if result.compared:
+                text += f", matching its manifest's {' and '.join(result.compared)}"
         self.emit(result, text, options)
         if not options.get("json") and options.get("verbosity", 1) >= 1:
             for note in result.notes:
