@@ -23,6 +23,8 @@ from .exceptions import ConfigurationError
 
 Compression = Literal["zstd", "native", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("zstd", "native", "none")
+# No '.', '/' or ':': the namespace and the alias are joined with a '.'.
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TEMPLATE_FIELDS = frozenset({"database", "datetime", "ext"})
 # Retention rules beyond DB_CLEANUP_KEEP (see retention.py), each with its check id.
 RETENTION_CHECKS = {
@@ -61,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TTL": 60,
     "LOCK_RETRY_DELAY": 10,
     "LOCK_WAIT": 24 * 3600,
+    "NAMESPACE": None,
 }
 
 # key -> (accepted types, human description)
@@ -92,6 +95,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "LOCK_TTL": ((int,), "an integer number of seconds"),
     "LOCK_RETRY_DELAY": ((int, float), "a number of seconds"),
     "LOCK_WAIT": ((int,), "an integer number of seconds"),
+    "NAMESPACE": ((str, type(None)), "a string or None"),
 }
 
 
@@ -134,6 +138,10 @@ class Settings:
     lock_ttl: int = 60
     lock_retry_delay: float = 10
     lock_wait: int = 24 * 3600
+    # The project's identity on a shared remote (a prefix of the names it
+    # writes, and the only names its retention deletes) and in shared Redis
+    # (the lock keys). None: names stay django-rclone's; locks use the project.
+    namespace: str | None = None
 
 
 def raw_settings() -> dict[str, Any]:
@@ -263,6 +271,15 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
             )
         )
     problems.extend(_lock_problems(value, ok))
+    if ok("NAMESPACE") and value["NAMESPACE"] and not NAMESPACE_RE.fullmatch(value["NAMESPACE"]):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E017",
+                f"NAMESPACE {value['NAMESPACE']!r} must be letters, digits, '_' or '-' "
+                "(at most 64, starting with a letter or digit).",
+                "It prefixes backup names (NAMESPACE.alias-…) and lock keys.",
+            )
+        )
     if ok("SCHEDULES"):
         from .schedules import schedule_problems  # imported here: schedules imports conf
 
@@ -329,6 +346,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         lock_ttl=merged["LOCK_TTL"],
         lock_retry_delay=merged["LOCK_RETRY_DELAY"],
         lock_wait=merged["LOCK_WAIT"],
+        namespace=merged["NAMESPACE"] or None,
     )
 
 

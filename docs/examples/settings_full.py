@@ -36,5 +36,7 @@ DJANGO_RCLONE = {
     "LOCK_TTL": 60,
     "LOCK_RETRY_DELAY": 10,
     "LOCK_WAIT": 24 * 3600,
+    # this project's identity on a shared remote or Redis
+    "NAMESPACE": None,
 }
 # --8<-- [end:settings]
