@@ -171,7 +171,8 @@ def _template_problems(template: str) -> list[str]:
 
 def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
     """Every problem with the ``DJANGO_RCLONE`` setting (ids ``django_rclone_celery.E0xx``)."""
-    value = getattr(django_settings, "DJANGO_RCLONE", None) if raw is None else raw
+    # No DJANGO_RCLONE at all is an empty one (E002 then), not a wrong type.
+    value = getattr(django_settings, "DJANGO_RCLONE", {}) if raw is None else raw
     if not isinstance(value, Mapping):
         return [
             Problem(
