@@ -10,7 +10,7 @@ class DjangoRcloneCeleryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import celery_checks, checks, conf  # noqa: F401  (registers checks, settings reset)
+        from . import celery_checks, checks, conf, preflight  # noqa: F401  (checks, settings reset)
         from .schedules import install_schedules
 
         post_migrate.connect(
