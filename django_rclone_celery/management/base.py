@@ -79,6 +79,27 @@ class OperationCommand(BaseCommand):
             self.stdout.write(self.style.SUCCESS(text))
 
 
+def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--enqueue``, ``--wait`` and ``--timeout`` (also for subcommands, such as pgclone's)."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="Queue the run for a Celery worker and print its task id.",
+    )
+    mode.add_argument(
+        "--wait",
+        action="store_true",
+        help="Queue the run for a Celery worker and show its progress until it ends.",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="With --wait: stop waiting after SECONDS and exit non-zero; the run goes on.",
+    )
+
+
 class QueueableCommand(OperationCommand):
     """An operation command that can also hand its run to a Celery worker.
 
@@ -91,26 +112,19 @@ class QueueableCommand(OperationCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        mode = parser.add_mutually_exclusive_group()
-        mode.add_argument(
-            "--enqueue",
-            action="store_true",
-            help="Queue the run for a Celery worker and print its task id.",
-        )
-        mode.add_argument(
-            "--wait",
-            action="store_true",
-            help="Queue the run for a Celery worker and show its progress until it ends.",
-        )
-        parser.add_argument(
-            "--timeout",
-            type=positive_seconds,
-            metavar="SECONDS",
-            help="With --wait: stop waiting after SECONDS and exit non-zero; the run goes on.",
-        )
+        add_queue_arguments(parser)
 
-    def hand_off(self, options: dict[str, Any], **task_kwargs: Any) -> bool:
-        """Queue the run if ``--enqueue``/``--wait`` asked for it; False means run here."""
+    # The result dict of the last run followed with --wait.
+    waited: dict[str, Any] | None = None
+
+    def hand_off(
+        self, options: dict[str, Any], /, operation: str | None = None, **task_kwargs: Any
+    ) -> bool:
+        """Queue the run if ``--enqueue``/``--wait`` asked for it; False means run here.
+
+        ``operation`` overrides the command's own (pgclone's verbs are several).
+        """
+        operation = operation or self.operation
         if options.get("timeout") is not None and not options.get("wait"):
             raise CommandError("--timeout only applies to --wait")
         if not (options.get("enqueue") or options.get("wait")):
@@ -119,10 +133,10 @@ class QueueableCommand(OperationCommand):
 
         if options.get("wait"):
             self.run_operation(results_app)  # refuse before queueing, not after
-        task_id = self.run_operation(partial(enqueue, self.operation, **task_kwargs))
+        task_id = self.run_operation(partial(enqueue, operation, **task_kwargs))
         # With --json, stdout carries only the JSON document.
         out = self.stderr if options.get("json") else self.stdout
-        out.write(f"Queued {self.operation} as task {task_id}")
+        out.write(f"Queued {operation} as task {task_id}")
         if not options.get("wait"):
             if options.get("json"):
                 self.stdout.write(json.dumps({"task_id": task_id, "status": "queued"}))
@@ -142,9 +156,10 @@ class QueueableCommand(OperationCommand):
                 show,
                 timeout=options.get("timeout"),
                 on_stalled=lambda line: self.stderr.write(line),
-                operation=self.operation,
+                operation=operation,
             )
         )
+        self.waited = result
         if options.get("json"):
             self.stdout.write(json.dumps(result, indent=2, default=str))
         else:
