@@ -3,11 +3,12 @@
 A new virtualenv gets the package with only its documented extra
 (``[postgres]``) and none of the test tools; a new project is written from the
 code blocks of ``docs/getting-started.md`` exactly as they appear there (only
-the Redis address and the backup directory are moved to this test's own); a
-real ``celery worker`` from that virtualenv, on a throwaway Redis, runs a
-backup handed to it with ``dbbackup --wait``, then the nightly schedule's task
-as beat would send it. pip reuses its cache; the whole test takes about a
-minute, most of it ``pip install``.
+the Redis address is moved to this test's own, and ``REMOTE`` to the crypt
+remote of ``docs/storage.md``, configured by its own ``export`` lines, over
+moto's S3 server); a real ``celery worker`` from that virtualenv, on a
+throwaway Redis, runs a backup handed to it with ``dbbackup --wait``, then the
+nightly schedule's task as beat would send it. pip reuses its cache; the whole
+test takes about a minute, most of it ``pip install``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import MotoS3
 from tests.workers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 GETTING_STARTED = ROOT / "docs" / "getting-started.md"
+STORAGE = ROOT / "docs" / "storage.md"
+BUCKET = "first-hour"
 FIRST_HOUR_DB = 7  # broker; 8 is the result backend (tests/workers.py lists the others)
 BLOCK = re.compile(r'^```(\w+)(?: title="([^"]+)")?\n(.*?)^```$', re.S | re.M)
 
@@ -48,6 +52,13 @@ from django.core.management import execute_from_command_line
 
 execute_from_command_line(sys.argv)
 """
+
+
+def stored_objects(s3: object) -> list[str]:
+    found = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])  # type: ignore[attr-defined]
+    return sorted(obj["Key"] for obj in found)
+
+
 # What beat does for a due schedule: send its task with its kwargs and headers.
 SEND_SCHEDULE = """\
 import json
@@ -61,19 +72,37 @@ print(result["status"], result["name"])
 """
 
 
-def doc_blocks() -> list[tuple[str, str, str]]:
-    """(language, title, code) of every fenced block of the getting-started page."""
-    return [(m[1], m[2] or "", m[3]) for m in BLOCK.finditer(GETTING_STARTED.read_text())]
+def doc_blocks(page: Path = GETTING_STARTED) -> list[tuple[str, str, str]]:
+    """(language, title, code) of every fenced block of a docs page."""
+    return [(m[1], m[2] or "", m[3]) for m in BLOCK.finditer(page.read_text())]
+
+
+def crypt_remote_env() -> dict[str, str]:
+    """The crypt recipe's ``export RCLONE_CONFIG_VAULT_*`` lines, wrapping the S3 bucket."""
+    [recipe] = [c for _, _, c in doc_blocks(STORAGE) if "RCLONE_CONFIG_VAULT_TYPE" in c]
+    exported = {}
+    for line in recipe.splitlines():
+        argv = shlex.split(line)
+        if argv[:1] == ["export"] and argv[1].startswith("RCLONE_CONFIG_VAULT_"):
+            name, _, value = argv[1].partition("=")
+            exported[name] = value.replace("/srv/backups/encrypted", f"moto:{BUCKET}/encrypted")
+    assert exported["RCLONE_CONFIG_VAULT_REMOTE"] == f"moto:{BUCKET}/encrypted"
+    return exported
 
 
 @pytest.mark.slow
-def test_first_hour_from_a_fresh_virtualenv(tmp_path: Path, redis_server: RedisServer) -> None:
+def test_first_hour_from_a_fresh_virtualenv(
+    tmp_path: Path, redis_server: RedisServer, moto_s3: MotoS3
+) -> None:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")
-        and not k.startswith(("DRC_", "RCLONE_CONFIG"))
+        and not k.startswith(("DRC_", "RCLONE_CONFIG_VAULT"))
     }
+    env.update(crypt_remote_env())  # and moto_s3's RCLONE_CONFIG_MOTO_*, from os.environ
+    s3 = moto_s3.client()
+    s3.create_bucket(Bucket=BUCKET)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python, celery = str(venv / "bin" / "python"), str(venv / "bin" / "celery")
@@ -92,9 +121,8 @@ def test_first_hour_from_a_fresh_virtualenv(tmp_path: Path, redis_server: RedisS
     # The project, from the page's code blocks.
     project = tmp_path / "project"
     (project / "mysite").mkdir(parents=True)
-    remote = tmp_path / "backups"
     replace = {
-        "/srv/backups": str(remote),
+        "/srv/backups": "vault:mysite",
         "redis://127.0.0.1:6379/0": redis_server.url(FIRST_HOUR_DB),
         "redis://127.0.0.1:6379/1": redis_server.url(FIRST_HOUR_DB + 1),
     }
@@ -146,14 +174,18 @@ def test_first_hour_from_a_fresh_virtualenv(tmp_path: Path, redis_server: RedisS
         assert backup.returncode == 0, backup.stdout + backup.stderr
         assert "succeeded" in backup.stdout
         assert "Traceback" not in backup.stderr
-        backups = sorted(p.name for p in (remote / "db").iterdir())
-        assert any(n.startswith("default-") and n.endswith(".zst") for n in backups), backups
+        first = stored_objects(s3)
+        assert len(first) == 2, first  # the backup and its manifest, names encrypted
+        assert not any("default" in key for key in first)
 
         scheduled = manage("shell", "-c", SEND_SCHEDULE)
         assert scheduled.returncode == 0, scheduled.stderr
         status, name = scheduled.stdout.strip().splitlines()[-1].split()
         assert status == "succeeded"
-        assert (remote / "db" / name).is_file()
+        assert len(stored_objects(s3)) == 4
+        listed = manage("listbackups")
+        assert listed.returncode == 0, listed.stderr
+        assert name in listed.stdout  # read back through the crypt remote
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
