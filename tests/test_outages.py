@@ -88,13 +88,19 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.mark.parametrize("mode", ["--enqueue", "--wait"])
-def test_broker_down_is_one_line(manage: Callable[..., Any], mode: str) -> None:
+def test_broker_and_result_backend_down_is_one_line(manage: Callable[..., Any], mode: str) -> None:
     port = closed_port()
     started = time.monotonic()
-    proc = manage("dbbackup", mode, broker=f"redis://127.0.0.1:{port}/0")
+    proc = manage(
+        "dbbackup",
+        mode,
+        broker=f"redis://:broker-pw@127.0.0.1:{port}/0",
+        backend=f"redis://:backend-pw@127.0.0.1:{port}/1",
+    )
     elapsed = time.monotonic() - started
     line = one_line_error(proc)
-    assert f"the Celery broker redis://127.0.0.1:{port}/0 did not answer" in line
+    assert f"the Celery broker redis://:**@127.0.0.1:{port}/0 did not answer" in line
+    assert "-pw" not in proc.stderr + proc.stdout
     assert "nothing was queued" in line
     assert elapsed < 15, elapsed  # Celery alone retries for ~20 s
 
