@@ -243,7 +243,8 @@ def follow(
         )
         return (
             f"Check that a worker runs (celery -A <project> worker), consumes the queue "
-            f"{queue!r} (--queues={queue}) and uses the same broker."
+            f"{queue!r} (--queues={queue}) and uses the same broker, or that its workers "
+            "are not all busy with other runs."
         )
 
     while True:
