@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from celery import _state, states
@@ -186,7 +185,15 @@ def enqueue_on_commit(operation: str, /, *, using: str | None = None, **kwargs: 
     check_reachable(app)  # so the admin can say so, instead of a 500 at commit
     task = _task(app, TASKS[operation])
     task_id = uuid.uuid4().hex
-    transaction.on_commit(partial(_send, task, kwargs, task_id), using=using)
+    # Deferred to the end of an outer transaction (ATOMIC_REQUESTS), a send
+    # that fails is logged, not turned into an error page after the commit;
+    # check_reachable above makes that rare. Sent at once, it raises to the caller.
+    deferred = transaction.get_connection(using).in_atomic_block
+
+    def send_task_message() -> None:  # a function: Django names it when it logs a failure
+        _send(task, kwargs, task_id)
+
+    transaction.on_commit(send_task_message, using=using, robust=deferred)
     return task_id
 
 

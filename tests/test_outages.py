@@ -8,6 +8,7 @@ Celery app is loaded, as a user's would.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -219,3 +220,31 @@ def test_listbackups_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err, err
     assert "BrokenPipe" not in err, err
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_a_send_deferred_to_commit_that_fails_is_logged_not_raised(
+    celery_app: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ATOMIC_REQUESTS: the broker answers when asked, then dies before the commit."""
+    from django.db import transaction
+
+    from tests.workers import _start_redis
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed"
+    proc, port = _start_redis(binary, tmp_path)
+    broker = Celery("dying", broker=f"redis://127.0.0.1:{port}/0", set_as_current=True)
+    try:
+        with transaction.atomic():
+            task_id = enqueue.enqueue_on_commit("media_backup")  # the broker answered
+            proc.kill()  # then goes away before the transaction commits
+            proc.wait(timeout=10)
+        assert task_id
+        assert "did not take the task" in caplog.text  # logged by Django's on_commit
+    finally:
+        _state._set_current_app(celery_app)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    del broker
