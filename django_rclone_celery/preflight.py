@@ -2,7 +2,7 @@
 
 These checks touch the network (the remote, each database server), so they
 are deployment checks: Django runs them only when ``--deploy`` is given,
-never before ``migrate`` or a backup. Ids ``django_rclone_celery.E060``-``E063``:
+never before ``migrate`` or a backup. Ids ``django_rclone_celery.E070``-``E073``:
 
 * the remote exists and answers (a typo in ``REMOTE`` fails here, not after
   a whole dump);
@@ -46,7 +46,7 @@ def check_preflight(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             checks.Error(
                 "DJANGO_RCLONE['REMOTE'] is not set: this deployment takes no backups.",
                 hint="Set it to an rclone path, or leave --deploy out where no backups are taken.",
-                id="django_rclone_celery.E063",
+                id="django_rclone_celery.E073",
             )
         ]
     if any(not p.warning for p in validate()):
@@ -67,7 +67,7 @@ def check_preflight(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                     checks.Error(
                         f"database {alias!r} could not be checked: {type(exc).__name__}: {exc}",
                         hint="Check that the server runs and the settings' credentials work.",
-                        id="django_rclone_celery.E062",
+                        id="django_rclone_celery.E072",
                     )
                 )
     return messages
@@ -90,7 +90,7 @@ def remote_problems(settings: Settings) -> list[checks.CheckMessage]:
                 f"the remote {settings.remote!r} did not answer: {_last_line(exc.stderr)}",
                 hint="Check the remote's name against `rclone listremotes` (with RCLONE_CONFIG), "
                 "its credentials and the network.",
-                id="django_rclone_celery.E060",
+                id="django_rclone_celery.E070",
             )
         ]
     return []
@@ -134,7 +134,7 @@ def _older(
             f"{connector.alias!r} ({shown_server}).",
             hint=f"Install the client tools of version {shown_server} or newer on this host "
             "(the one that runs the worker).",
-            id="django_rclone_celery.E061",
+            id="django_rclone_celery.E071",
         )
     ]
 
@@ -158,7 +158,7 @@ def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
                 f"the user {connector.user!r} of database {connector.alias!r} cannot create "
                 f"databases, so a restore cannot stage its copy ({connector.name}{STAGED_SUFFIX}).",
                 hint=f"ALTER ROLE {connector.user} CREATEDB;",
-                id="django_rclone_celery.E062",
+                id="django_rclone_celery.E072",
             )
         )
     return messages
@@ -198,7 +198,7 @@ def mysql_problems(connector: Connector) -> list[checks.CheckMessage]:
                 f"the user {connector.user!r} of database {connector.alias!r} lacks "
                 f"{' and '.join(missing)} on {staged!r}, where a restore stages its copy.",
                 hint=f"GRANT ALL PRIVILEGES ON `{staged}`.* TO <user>; (and on the live database)",
-                id="django_rclone_celery.E062",
+                id="django_rclone_celery.E072",
             )
         )
     return messages

@@ -38,10 +38,10 @@ def test_a_remote_typo_fails_check_deploy_but_not_check(
     drc_config(REMOTE="valt:backups")
     call_command("check", "--tag", TAG)  # plain check stays local and cheap: it passes
     [problem] = preflight.remote_problems(preflight.get_settings())
-    assert problem.id == "django_rclone_celery.E060"
+    assert problem.id == "django_rclone_celery.E070"
     assert "'valt:backups' did not answer" in problem.msg
     assert "valt" in problem.msg
-    with pytest.raises(SystemCheckError, match="E060"):
+    with pytest.raises(SystemCheckError, match="E070"):
         call_command("check", "--deploy", "--tag", TAG)
 
 
@@ -52,7 +52,7 @@ def test_a_local_remote_not_created_yet_passes(tmp_path: Path, drc_config: Any) 
 
 def test_without_remote_check_deploy_says_no_backups_are_taken(drc_config: Any) -> None:
     drc_config(REMOTE="")
-    assert "django_rclone_celery.E063" in deploy_ids()
+    assert "django_rclone_celery.E073" in deploy_ids()
 
 
 @pytest.fixture
@@ -73,10 +73,10 @@ def older_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.django_db(databases=["pg", "maria"])
 def test_a_dump_tool_older_than_its_server_is_found(older_tools: None) -> None:
     [pg] = preflight.postgres_problems(get_connector("pg"))
-    assert (pg.id, pg.level) == ("django_rclone_celery.E061", checks.ERROR)
+    assert (pg.id, pg.level) == ("django_rclone_celery.E071", checks.ERROR)
     assert pg.msg.startswith("pg_dump 9 is older than the server of database 'pg' (1")
     [maria] = preflight.mysql_problems(get_connector("maria"))
-    assert (maria.id, maria.level) == ("django_rclone_celery.E061", checks.WARNING)
+    assert (maria.id, maria.level) == ("django_rclone_celery.E071", checks.WARNING)
     assert maria.msg.startswith("mysqldump 10.3 is older than the server of database 'maria'")
 
 
@@ -104,7 +104,7 @@ def pg_without_createdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.mark.django_db(transaction=True, databases=["pg"])
 def test_a_postgres_user_without_createdb_is_found(pg_without_createdb: str) -> None:
     [problem] = preflight.postgres_problems(get_connector("pg"))
-    assert problem.id == "django_rclone_celery.E062"
+    assert problem.id == "django_rclone_celery.E072"
     assert f"the user {pg_without_createdb!r} of database 'pg' cannot create databases" in (
         problem.msg
     )
@@ -134,5 +134,5 @@ def test_a_mariadb_user_without_rights_on_the_staged_copy_is_found(
 ) -> None:
     connector = get_connector("maria")
     [problem] = preflight.mysql_problems(connector)
-    assert problem.id == "django_rclone_celery.E062"
+    assert problem.id == "django_rclone_celery.E072"
     assert f"lacks CREATE and DROP on '{connector.name}__temp'" in problem.msg
