@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -9,8 +11,16 @@ class DjangoRcloneCeleryConfig(AppConfig):
     verbose_name = "Backups"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def __init__(self, app_name: str, app_module: Any) -> None:
+        super().__init__(app_name, app_module)
+        # Before any app's models are imported: defining a model already loads
+        # the database backend, so ready() would be too late for PyMySQL.
+        from .drivers import use_pymysql
+
+        use_pymysql()
+
     def ready(self) -> None:
-        from . import celery_checks, checks, conf  # noqa: F401  (registers checks, settings reset)
+        from . import celery_checks, checks, conf, preflight  # noqa: F401  (checks, settings reset)
         from .schedules import install_schedules
 
         post_migrate.connect(

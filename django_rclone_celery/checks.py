@@ -6,6 +6,7 @@ only be seen at run time: whether rclone and each database's tools exist.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -21,13 +22,32 @@ from .exceptions import ConfigurationError
 TAG = "django_rclone_celery"
 
 
+NO_REMOTE = (
+    "DJANGO_RCLONE['REMOTE'] is not set, so this environment takes no backups: other "
+    "commands run, and the backup commands refuse until the settings are fixed."
+)
+
+
+def takes_backups() -> bool:
+    """Whether this environment backs up at all: ``DJANGO_RCLONE["REMOTE"]`` is set."""
+    raw = getattr(django_settings, "DJANGO_RCLONE", None)
+    return isinstance(raw, Mapping) and bool(raw.get("REMOTE"))
+
+
 @checks.register(checks.Tags.compatibility, TAG)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     problems = validate()
+    backups = takes_backups()
     for problem in problems:
-        cls = checks.Warning if problem.warning else checks.Error
-        messages.append(cls(problem.msg, hint=problem.hint or None, id=problem.id))
+        if problem.warning or not backups:
+            # No REMOTE: this environment (dev, CI) takes no backups, so its
+            # settings must not stop migrate, runserver or test; the backup
+            # commands still refuse, through get_settings().
+            hint = problem.hint if problem.warning else f"{problem.hint} {NO_REMOTE}".strip()
+            messages.append(checks.Warning(problem.msg, hint=hint, id=problem.id))
+        else:
+            messages.append(checks.Error(problem.msg, hint=problem.hint or None, id=problem.id))
     if any(not p.warning for p in problems):
         return messages
     settings = _build(raw_settings())

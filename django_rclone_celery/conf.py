@@ -24,6 +24,8 @@ from .exceptions import ConfigurationError
 
 Compression = Literal["zstd", "native", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("zstd", "native", "none")
+# No '.', '/' or ':': the namespace and the alias are joined with a '.'.
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TEMPLATE_FIELDS = frozenset({"database", "datetime", "ext"})
 # Retention rules beyond DB_CLEANUP_KEEP (see retention.py), each with its check id.
 RETENTION_CHECKS = {
@@ -71,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BACKUP_AGE": None,
     "MAX_VERIFY_AGE": None,
     "WATCHDOG_INTERVAL": 300,
+    "NAMESPACE": None,
 }
 
 # key -> (accepted types, human description)
@@ -110,6 +113,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "MAX_BACKUP_AGE": ((int, dict, type(None)), "seconds, a dict of target to seconds, or None"),
     "MAX_VERIFY_AGE": ((int, dict, type(None)), "seconds, a dict of target to seconds, or None"),
     "WATCHDOG_INTERVAL": ((int,), "an integer number of seconds"),
+    "NAMESPACE": ((str, type(None)), "a string or None"),
 }
 
 
@@ -161,6 +165,10 @@ class Settings:
     max_backup_age: Mapping[str, int | None] = field(default_factory=dict)
     max_verify_age: Mapping[str, int | None] = field(default_factory=dict)
     watchdog_interval: int = 300
+    # The project's identity on a shared remote (a prefix of the names it
+    # writes, and the only names its retention deletes) and in shared Redis
+    # (the lock keys). None: names stay django-rclone's; locks use the project.
+    namespace: str | None = None
 
 
 def raw_settings() -> dict[str, Any]:
@@ -190,7 +198,8 @@ def _template_problems(template: str) -> list[str]:
 
 def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
     """Every problem with the ``DJANGO_RCLONE`` setting (ids ``django_rclone_celery.E0xx``)."""
-    value = getattr(django_settings, "DJANGO_RCLONE", None) if raw is None else raw
+    # No DJANGO_RCLONE at all is an empty one (E002 then), not a wrong type.
+    value = getattr(django_settings, "DJANGO_RCLONE", {}) if raw is None else raw
     if not isinstance(value, Mapping):
         return [
             Problem(
@@ -291,6 +300,15 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
         )
     problems.extend(_lock_problems(value, ok))
     problems.extend(_monitoring_problems(value, ok))
+    if ok("NAMESPACE") and value["NAMESPACE"] and not NAMESPACE_RE.fullmatch(value["NAMESPACE"]):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E017",
+                f"NAMESPACE {value['NAMESPACE']!r} must be letters, digits, '_' or '-' "
+                "(at most 64, starting with a letter or digit).",
+                "It prefixes backup names (NAMESPACE.alias-…) and lock keys.",
+            )
+        )
     if ok("SCHEDULES"):
         from .schedules import schedule_problems  # imported here: schedules imports conf
 
@@ -449,6 +467,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         max_backup_age=_limits(merged["MAX_BACKUP_AGE"]),
         max_verify_age=_limits(merged["MAX_VERIFY_AGE"]),
         watchdog_interval=merged["WATCHDOG_INTERVAL"],
+        namespace=merged["NAMESPACE"] or None,
     )
 
 

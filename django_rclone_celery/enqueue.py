@@ -12,14 +12,20 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from celery import _state, states
 from celery.result import AsyncResult
 from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 
-from .exceptions import ConfigurationError, DjangoRcloneCeleryError
+from .exceptions import BrokerUnavailable, ConfigurationError, DjangoRcloneCeleryError
+
+# One attempt to reach the broker or the result backend: Celery's own retries
+# take ~20 s and end in a traceback, and a refused connection is not transient.
+CONNECT_TIMEOUT = 5.0
+# How long --wait lets a task stay PENDING before it says no worker took it.
+STALLED_AFTER = 30.0
 
 # operation -> task name; commands and the admin queue runs by operation.
 TASKS = {
@@ -53,6 +59,73 @@ class TaskFailed(DjangoRcloneCeleryError):
     def __init__(self, task_id: str, message: str) -> None:
         self.task_id = task_id
         super().__init__(f"task {task_id} failed: {message}")
+
+
+class WaitTimedOut(DjangoRcloneCeleryError):
+    """``--wait --timeout`` ran out; the run itself goes on (or stays queued)."""
+
+    def __init__(self, task_id: str, timeout: float, state: str, hint: str = "") -> None:
+        self.task_id = task_id
+        what = "is still queued" if state == states.PENDING else f"goes on (state {state})"
+        super().__init__(
+            f"stopped waiting for task {task_id} after {timeout:g} s; the run {what}. "
+            + (hint or "Follow it in the admin's backup history.")
+        )
+
+
+def _safe_url(url: Any) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(str(url or "").split(";")[0].strip()))
+
+
+def check_reachable(app: Any) -> None:
+    """Refuse at once, in one line, when the broker or the result backend does not answer.
+
+    Without this, a down broker ends in a kombu traceback, and a down Redis
+    result backend in 20 s of retries and a misleading "Retry limit exceeded".
+    """
+    conn = app.connection_for_write()
+    try:
+        conn.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0, timeout=CONNECT_TIMEOUT
+        )
+    except (*conn.connection_errors, OSError, KombuOperationalError) as exc:
+        raise BrokerUnavailable(
+            f"the Celery broker {_safe_url(app.conf.broker_url)} did not answer ({exc}); "
+            "nothing was queued. Check that it runs and that CELERY_BROKER_URL points at it."
+        ) from exc
+    finally:
+        conn.release()
+    backend = app.backend
+    client = getattr(backend, "client", None)  # the Redis result backend's redis-py client
+    if client is None or not hasattr(client, "ping"):
+        return
+    try:
+        client.ping()
+    except (*getattr(backend, "connection_errors", ()), OSError) as exc:
+        raise BrokerUnavailable(
+            f"the Celery result backend {_safe_url(app.conf.result_backend)} did not answer "
+            f"({exc}); nothing was queued. Check that it runs and that "
+            "CELERY_RESULT_BACKEND points at it."
+        ) from exc
+
+
+def queue_name(app: Any, task_name: str) -> str:
+    """The queue ``task_name`` is routed to (``CELERY_TASK_ROUTES``, else the default)."""
+    try:
+        return str(app.amqp.router.route({}, task_name, args=(), kwargs={})["queue"].name)
+    except Exception:  # only a hint; a custom router may want more than a name
+        return str(app.conf.task_default_queue)
+
+
+def _send(task: Any, kwargs: dict[str, Any], task_id: str) -> None:
+    try:
+        task.apply_async(kwargs=kwargs, task_id=task_id)
+    except KombuOperationalError as exc:  # the broker went away since check_reachable
+        raise BrokerUnavailable(
+            f"the Celery broker did not take the task ({exc}); nothing was queued."
+        ) from exc
 
 
 def project_app() -> Any:
@@ -106,8 +179,9 @@ def enqueue(operation: str, /, **kwargs: Any) -> str:
     """Send ``operation``'s task with ``kwargs`` now; returns the task id."""
     _check_aliases(kwargs)
     app = project_app()
+    check_reachable(app)
     task_id = uuid.uuid4().hex
-    _task(app, TASKS[operation]).apply_async(kwargs=kwargs, task_id=task_id)
+    _send(_task(app, TASKS[operation]), kwargs, task_id)
     return task_id
 
 
@@ -119,9 +193,18 @@ def enqueue_on_commit(operation: str, /, *, using: str | None = None, **kwargs: 
     """
     _check_aliases(kwargs)
     app = project_app()
+    check_reachable(app)  # so the admin can say so, instead of a 500 at commit
     task = _task(app, TASKS[operation])
     task_id = uuid.uuid4().hex
-    transaction.on_commit(partial(task.apply_async, kwargs=kwargs, task_id=task_id), using=using)
+    # Deferred to the end of an outer transaction (ATOMIC_REQUESTS), a send
+    # that fails is logged, not turned into an error page after the commit;
+    # check_reachable above makes that rare. Sent at once, it raises to the caller.
+    deferred = transaction.get_connection(using).in_atomic_block
+
+    def send_task_message() -> None:  # a function: Django names it when it logs a failure
+        _send(task, kwargs, task_id)
+
+    transaction.on_commit(send_task_message, using=using, robust=deferred)
     return task_id
 
 
@@ -149,19 +232,52 @@ def follow(
     *,
     interval: float = 0.5,
     timeout: float | None = None,
+    stalled_after: float | None = None,
+    on_stalled: Callable[[str], None] | None = None,
+    operation: str | None = None,
 ) -> dict[str, Any]:
     """Poll a queued run until it ends; report each new PROGRESS state.
 
     Returns the task's result dict. Raises :class:`TaskFailed` if the task
-    raised or returned ``status == "failed"``, and :class:`CeleryNotConfigured`
-    if results cannot be read back (see :func:`results_app`).
+    raised or returned ``status == "failed"``, :class:`WaitTimedOut` when
+    ``timeout`` seconds pass first (the run is left alone), and
+    :class:`CeleryNotConfigured` if results cannot be read back (see
+    :func:`results_app`). If the task is still ``PENDING`` (no worker took
+    it) after ``stalled_after`` seconds, ``on_stalled`` gets one line saying
+    what to check (after ``STALLED_AFTER`` seconds unless given).
     """
     app = results_app()
     result: Any = AsyncResult(task_id, app=app)
     last: Update | None = None
-    deadline = None if timeout is None else time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    stalled_said = False
+
+    def hint() -> str:
+        queue = (
+            queue_name(app, TASKS[operation])
+            if operation is not None and operation in TASKS
+            else app.conf.task_default_queue
+        )
+        return (
+            f"Check that a worker runs (celery -A <project> worker), consumes the queue "
+            f"{queue!r} (--queues={queue}) and uses the same broker, or that its workers "
+            "are not all busy with other runs."
+        )
+
     while True:
-        state: str = result.state
+        try:
+            state: str = result.state
+        except tuple(getattr(app.backend, "connection_errors", ())) as exc:
+            raise BrokerUnavailable(
+                f"the Celery result backend stopped answering ({exc}); task {task_id} "
+                "may still run. Follow it in the admin's backup history."
+            ) from exc
+        waited = time.monotonic() - started
+        patience = STALLED_AFTER if stalled_after is None else stalled_after
+        if state == states.PENDING and not stalled_said and on_stalled and waited >= patience:
+            stalled_said = True
+            on_stalled(f"No worker has taken task {task_id} after {waited:.0f} s. {hint()}")
         if state == "PROGRESS" and isinstance(result.info, Mapping):
             update = Update.from_meta(result.info)
             if update != last:
@@ -169,8 +285,13 @@ def follow(
                 last = update
         if state in states.READY_STATES:
             break
-        if deadline is not None and time.monotonic() > deadline:
-            raise TaskFailed(task_id, f"no result after {timeout:.0f} s (state {state})")
+        if deadline is not None and timeout is not None and time.monotonic() > deadline:
+            raise WaitTimedOut(
+                task_id,
+                timeout,
+                state,
+                "No worker has taken it. " + hint() if state == states.PENDING else "",
+            )
         time.sleep(interval)
     if state != states.SUCCESS:
         raise TaskFailed(

@@ -49,6 +49,10 @@ class OperationBusy(DjangoRcloneCeleryError):
     """Another operation is running against the same database."""
 
 
+class BrokerUnavailable(DjangoRcloneCeleryError):
+    """The Celery broker or result backend did not answer; nothing was queued."""
+
+
 class RestoreError(DjangoRcloneCeleryError):
     """A restore failed before the swap; the live database is unchanged."""
 

@@ -79,8 +79,26 @@ def client() -> Any:
 
 
 def lock_key(target: str) -> str:
-    """The key shared by every operation on ``target`` (a database alias or "media")."""
-    return f"{KEY_PREFIX}{target}"
+    """The key shared by every operation on ``target`` (a database alias or "media").
+
+    It carries the project's namespace, so two projects sharing a Redis never
+    serialise each other's ``default`` runs.
+    """
+    return f"{KEY_PREFIX}{project_namespace()}:{target}"
+
+
+def project_namespace() -> str:
+    """``NAMESPACE``, else the top package of the settings module (``mysite``)."""
+    from django.conf import settings as django_settings
+
+    configured = get_settings().namespace
+    if configured:
+        return configured
+    # The environment first: under override_settings the holder has no SETTINGS_MODULE.
+    module = os.environ.get("DJANGO_SETTINGS_MODULE") or getattr(
+        django_settings, "SETTINGS_MODULE", None
+    )
+    return str(module or "project").split(".", 1)[0]
 
 
 def lease(target: str, ttl: float | None = None) -> Lease | FileLease:

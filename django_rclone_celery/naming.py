@@ -2,7 +2,9 @@
 
 A name belongs to an alias when the template, with that alias filled in,
 matches it and its ``{datetime}`` part parses with ``DB_DATE_FORMAT``. That
-keeps ``default`` from claiming ``default-eu``'s backups.
+keeps ``default`` from claiming ``default-eu``'s backups. With a
+``NAMESPACE``, names start with ``NAMESPACE.``; another project's prefix never
+matches, so its backups are neither listed nor deleted here.
 """
 
 from __future__ import annotations
@@ -25,9 +27,25 @@ class ParsedName:
     ext: str
 
 
+def prefix(settings: Settings) -> str:
+    """``"NAMESPACE."``, or nothing: then names are exactly django-rclone's."""
+    return f"{settings.namespace}." if settings.namespace else ""
+
+
 def render(settings: Settings, *, database: str, ext: str, when: datetime) -> str:
     stamp = when.astimezone(timezone.utc).strftime(settings.db_date_format)
-    return settings.db_filename_template.format(database=database, datetime=stamp, ext=ext)
+    name = settings.db_filename_template.format(database=database, datetime=stamp, ext=ext)
+    return prefix(settings) + name
+
+
+def is_ours(settings: Settings, name: str) -> bool:
+    """Whether retention may delete ``name``: it carries this project's namespace.
+
+    Without a namespace every name is ours (django-rclone's behaviour). With
+    one, names without a prefix (django-rclone's, or written before the
+    namespace was set) stay listed and restorable but are never deleted.
+    """
+    return name.startswith(prefix(settings))
 
 
 def is_hidden(name: str) -> bool:
@@ -52,6 +70,9 @@ def parse(settings: Settings, name: str, database: str) -> ParsedName | None:
     """Parse ``name`` as a backup of ``database``, or return None."""
     if is_hidden(name):
         return None
+    ours = prefix(settings)
+    if ours and name.startswith(ours):
+        name = name[len(ours) :]
     match = _pattern(settings.db_filename_template, database).match(name)
     if not match:
         return None

@@ -1,12 +1,14 @@
 """The docs tell the truth: settings match the code, the site builds, every example runs.
 
 Code examples follow one rule (checked here, explained in docs/index.md's
-"About the examples"): a ```python or ```bash block in docs/ is either
+"About the examples"): a ```python or ```bash block in docs/ is written out in
+the page (so it reads the same on GitHub as in mkdocs) and is either
 
-* included from a tested file with ``--8<-- "path:section"`` (pymdownx.snippets),
-  where the path is under ``example_project/`` (run end to end by
-  tests/test_demo.py and tests/test_browser.py), ``docs/examples/`` (run by
-  this module) or ``tests/``;
+* preceded by ``<!-- same-as: path:section -->``: the block is, line for line,
+  that section of a tested file (``--8<-- [start:section]`` ... ``[end:section]``
+  comments, or the whole file without a section), where the path is under
+  ``example_project/`` (run end to end by tests/test_demo.py and
+  tests/test_browser.py), ``docs/examples/`` (run by this module) or ``tests/``;
 * preceded by ``<!-- test: run -->``: a bash block this module runs, line by
   line, against a private copy of the example project;
 * preceded by ``<!-- tested-by: tests/test_x.py::test_name -->``: an example a
@@ -23,6 +25,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ EXAMPLE = ROOT / "example_project"
 VENV_BIN = Path(sys.executable).parent
 TESTED_ROOTS = ("example_project/", "docs/examples/", "tests/")
 CODE_LANGS = {"python", "py", "bash", "sh", "shell", "console"}
-SNIPPET = re.compile(r'^--8<-- "(?P<path>[^":]+)(?::(?P<section>[\w-]+))?"$')
+SAME_AS = re.compile(r"<!-- same-as: (?P<path>[^\s:]+)(?::(?P<section>[\w-]+))? -->")
 CHECK_ID = re.compile(r"django_rclone_celery\.[EW]\d{3}")
 
 
@@ -156,15 +159,23 @@ def code_blocks() -> list[Block]:
             i += 1
             before = [ln.strip() for ln in lines[max(0, start - 2) : start] if ln.strip()]
             marker = before[-1] if before and before[-1].startswith("<!--") else ""
-            if lang in CODE_LANGS:
+            if lang in CODE_LANGS or SAME_AS.fullmatch(marker):
                 rel = str(page.relative_to(ROOT))
                 blocks.append(Block(rel, start + 1, lang, body, marker))
     return blocks
 
 
-def _section_exists(path: Path, section: str) -> bool:
-    text = path.read_text()
-    return f"--8<-- [start:{section}]" in text and f"--8<-- [end:{section}]" in text
+def _section(path: Path, section: str | None) -> list[str] | None:
+    """The lines of ``section`` of ``path`` (dedented), or the whole file; None if absent."""
+    lines = path.read_text().splitlines()
+    if not section:
+        return lines
+    start, end = f"--8<-- [start:{section}]", f"--8<-- [end:{section}]"
+    starts = [i for i, ln in enumerate(lines) if start in ln]
+    ends = [i for i, ln in enumerate(lines) if end in ln]
+    if not starts or not ends:
+        return None
+    return textwrap.dedent("\n".join(lines[starts[0] + 1 : ends[0]])).splitlines()
 
 
 def _test_exists(ref: str) -> bool:
@@ -183,16 +194,19 @@ def test_every_code_example_is_tested() -> None:
     untested = []
     for block in code_blocks():
         where = f"{block.page}:{block.line}"
-        lines = [ln.strip() for ln in block.body if ln.strip()]
-        if lines and all(SNIPPET.match(ln) for ln in lines):
-            for ln in lines:
-                m = SNIPPET.match(ln)
-                assert m is not None
-                path, section = m.group("path"), m.group("section")
-                if not path.startswith(TESTED_ROOTS):
-                    untested.append(f"{where}: {path} is not a tested file")
-                elif section and not _section_exists(ROOT / path, section):
-                    untested.append(f"{where}: {path} has no section {section!r}")
+        if any(ln.strip().startswith("--8<--") for ln in block.body):
+            untested.append(f"{where}: a snippet marker shows raw on GitHub; write the code out")
+            continue
+        same_as = SAME_AS.fullmatch(block.marker)
+        if same_as:
+            path, section = same_as.group("path"), same_as.group("section")
+            expected = _section(ROOT / path, section) if (ROOT / path).is_file() else None
+            if not path.startswith(TESTED_ROOTS):
+                untested.append(f"{where}: {path} is not a tested file")
+            elif expected is None:
+                untested.append(f"{where}: {path} has no section {section!r}")
+            elif [ln.rstrip() for ln in block.body] != [ln.rstrip() for ln in expected]:
+                untested.append(f"{where}: differs from {path}:{section}; copy it again")
             continue
         if block.marker == "<!-- test: run -->":
             if block.lang not in ("bash", "sh", "shell"):

@@ -6,8 +6,11 @@ this package's errors to ``CommandError`` (exit status 1, message on stderr).
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
+import os
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -26,6 +29,16 @@ def human_size(size: float) -> str:
     return f"{size:.1f} TB"  # pragma: no cover
 
 
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 class OperationCommand(BaseCommand):
     """Base for commands that run one operation."""
 
@@ -39,7 +52,15 @@ class OperationCommand(BaseCommand):
         )
 
     def run_from_argv(self, argv: list[str]) -> None:
-        super().run_from_argv(argv)
+        try:
+            super().run_from_argv(argv)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        except BrokenPipeError:
+            # The reader went away (listbackups | head): stop quietly, as cat
+            # does; stdout points at /dev/null so the exit flush cannot fail.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
         # Only manage.py calls this, and its process ends next: leaving the
         # objects to the OS instead of collecting them at exit saves ~0.1 s.
         gc.freeze()
@@ -58,6 +79,27 @@ class OperationCommand(BaseCommand):
             self.stdout.write(self.style.SUCCESS(text))
 
 
+def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--enqueue``, ``--wait`` and ``--timeout`` (also for subcommands, such as pgclone's)."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="Queue the run for a Celery worker and print its task id.",
+    )
+    mode.add_argument(
+        "--wait",
+        action="store_true",
+        help="Queue the run for a Celery worker and show its progress until it ends.",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="With --wait: stop waiting after SECONDS and exit non-zero; the run goes on.",
+    )
+
+
 class QueueableCommand(OperationCommand):
     """An operation command that can also hand its run to a Celery worker.
 
@@ -70,30 +112,31 @@ class QueueableCommand(OperationCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        mode = parser.add_mutually_exclusive_group()
-        mode.add_argument(
-            "--enqueue",
-            action="store_true",
-            help="Queue the run for a Celery worker and print its task id.",
-        )
-        mode.add_argument(
-            "--wait",
-            action="store_true",
-            help="Queue the run for a Celery worker and show its progress until it ends.",
-        )
+        add_queue_arguments(parser)
 
-    def hand_off(self, options: dict[str, Any], **task_kwargs: Any) -> bool:
-        """Queue the run if ``--enqueue``/``--wait`` asked for it; False means run here."""
+    # The result dict of the last run followed with --wait.
+    waited: dict[str, Any] | None = None
+
+    def hand_off(
+        self, options: dict[str, Any], /, operation: str | None = None, **task_kwargs: Any
+    ) -> bool:
+        """Queue the run if ``--enqueue``/``--wait`` asked for it; False means run here.
+
+        ``operation`` overrides the command's own (pgclone's verbs are several).
+        """
+        operation = operation or self.operation
+        if options.get("timeout") is not None and not options.get("wait"):
+            raise CommandError("--timeout only applies to --wait")
         if not (options.get("enqueue") or options.get("wait")):
             return False
         from ..enqueue import Update, enqueue, follow, results_app
 
         if options.get("wait"):
             self.run_operation(results_app)  # refuse before queueing, not after
-        task_id = self.run_operation(partial(enqueue, self.operation, **task_kwargs))
+        task_id = self.run_operation(partial(enqueue, operation, **task_kwargs))
         # With --json, stdout carries only the JSON document.
         out = self.stderr if options.get("json") else self.stdout
-        out.write(f"Queued {self.operation} as task {task_id}")
+        out.write(f"Queued {operation} as task {task_id}")
         if not options.get("wait"):
             if options.get("json"):
                 self.stdout.write(json.dumps({"task_id": task_id, "status": "queued"}))
@@ -106,7 +149,17 @@ class QueueableCommand(OperationCommand):
                 done += f" / {human_size(update.bytes_total)} ({percent:.0f}%)"
             out.write(f"{update.stage or 'waiting'}: {done}")
 
-        result = self.run_operation(partial(follow, task_id, show))
+        result = self.run_operation(
+            partial(
+                follow,
+                task_id,
+                show,
+                timeout=options.get("timeout"),
+                on_stalled=lambda line: self.stderr.write(line),
+                operation=operation,
+            )
+        )
+        self.waited = result
         if options.get("json"):
             self.stdout.write(json.dumps(result, indent=2, default=str))
         else:

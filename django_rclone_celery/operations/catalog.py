@@ -104,7 +104,13 @@ def cleanup_backups(
     directory = backup_dir(settings)
     with run.stage("cleanup"):
         entries = rclone.lsjson(directory)
-        backups = _classify(entries, settings, database, directory)
+        # Only names with this project's namespace: another project's, or
+        # older unprefixed ones, are never deleted here.
+        backups = [
+            b
+            for b in _classify(entries, settings, database, directory)
+            if naming.is_ours(settings, b.name)
+        ]
         plan = retention.plan(backups, policy, now or datetime.now(timezone.utc))
         names = {e.name for e in entries}
         victims = [b.name for b in plan.deleted]
@@ -112,9 +118,8 @@ def cleanup_backups(
         victims += [naming.manifest_name(n) for n in victims if naming.manifest_name(n) in names]
         if not dry_run:
             rclone.delete_many(directory, victims)
-            sweep_partials(
-                rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit)
-            )
+            ours = [e for e in entries if naming.is_ours(settings, e.name)]
+            sweep_partials(rclone, directory, ours, timedelta(seconds=2 * settings.task_time_limit))
     return CleanupResult(
         database=database,
         kept=[k.backup.name for k in plan.kept],

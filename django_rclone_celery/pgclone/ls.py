@@ -26,9 +26,9 @@ def ls(
 
     Args:
         dump_key: Only keys starting with this prefix (``:`` prefixes with ``local``).
-        instances: List ``<instance>`` prefixes instead of keys.
-        databases: List ``<instance>/<database>`` prefixes instead of keys.
-        configs: List ``<instance>/<database>/<config>`` prefixes instead of keys.
+        instances: List the distinct ``<instance>`` parts of the keys instead.
+        databases: List the distinct ``<database>`` parts (bare names) instead.
+        configs: List the distinct ``<config>`` parts (bare names) instead.
         local: List local databases that ``restore`` accepts, as ``:name``.
         database: The database alias whose server ``local`` lists.
         storage_location: An rclone path; default ``PGCLONE_STORAGE_LOCATION``.
@@ -58,7 +58,9 @@ def ls(
         keys.check_path(prefix),
         strict=settings.validate_dump_keys,
     )
-    depth = 1 if instances else 2 if databases else 3 if configs else 0
-    if not depth:
+    # Which part of <instance>/<database>/<config>/<timestamp>.dump to list:
+    # the bare, distinct names, as django-pgclone prints them.
+    part = 0 if instances else 1 if databases else 2 if configs else None
+    if part is None:
         return found
-    return sorted({"/".join(key.split("/")[:depth]) for key in found if key.count("/") >= 3})
+    return sorted({key.split("/")[part] for key in found if key.count("/") >= 3})

@@ -45,5 +45,7 @@ DJANGO_RCLONE = {
     "MAX_BACKUP_AGE": None,
     "MAX_VERIFY_AGE": None,
     "WATCHDOG_INTERVAL": 300,
+    # this project's identity on a shared remote or Redis
+    "NAMESPACE": None,
 }
 # --8<-- [end:settings]

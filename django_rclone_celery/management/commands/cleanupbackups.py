@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...operations import cleanup_backups
-from ..base import OperationCommand
+from ..base import QueueableCommand
 
 
-class Command(OperationCommand):
+class Command(QueueableCommand):
+    operation = "db_cleanup"
     help = (
         "Delete the database backups that no retention rule keeps "
         "(DB_CLEANUP_KEEP and DB_CLEANUP_KEEP_*); manifests go with their backups."
@@ -25,6 +26,10 @@ class Command(OperationCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         alias = options["database"]
+        if options["dry_run"] and (options["enqueue"] or options["wait"]):
+            raise CommandError("--dry-run runs here only: leave out --enqueue/--wait")
+        if self.hand_off(options, database=alias):
+            return
         result = self.run_operation(cleanup_backups, database=alias, dry_run=options["dry_run"])
         if options["json"]:
             self.emit(result, "", options)

@@ -66,10 +66,16 @@ class Command(QueueableCommand):
                 settings=self.run_operation(get_settings),
             ).name
             origin = f", a backup of database {source!r}" if source else ""
-            answer = input(
-                f"Restore database {database!r} from {name}{origin}? "
-                f"The current contents of {database!r} will be replaced. [y/N] "
-            )
+            try:
+                answer = input(
+                    f"Restore database {database!r} from {name}{origin}? "
+                    f"The current contents of {database!r} will be replaced. [y/N] "
+                )
+            except EOFError:  # no terminal (cron, CI, a pipe): nobody can answer
+                raise CommandError(
+                    "no terminal to confirm the restore on; nothing was restored. "
+                    "Pass --noinput to restore without asking."
+                ) from None
             if answer.strip().lower() not in ("y", "yes"):
                 self.stdout.write("Restore cancelled.")
                 return

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from ... import pgclone
-from ..base import OperationCommand
+from ..base import QueueableCommand, add_queue_arguments
 
 
 def _common(parser: argparse.ArgumentParser, *, database: str, storage: str | None) -> None:
@@ -30,8 +30,9 @@ def _list_option(parser: argparse.ArgumentParser, *flags: str, dest: str, help: 
     parser.add_argument(*flags, dest=dest, action="extend", nargs="*", default=None, help=help)
 
 
-class Command(OperationCommand):
+class Command(QueueableCommand):
     help = "Dump, list, restore and copy PostgreSQL databases (django-pgclone's commands)."
+    operation = "pgclone_dump"  # each verb hands off its own: pgclone_<verb>
     # The verbs validate the settings they use themselves; skipping the whole
     # check framework keeps `restore :snap` close to the cost of the copy.
     requires_system_checks: list[str] = []
@@ -70,6 +71,7 @@ class Command(OperationCommand):
         )
         dump.add_argument("-i", "--instance", help="Use this instance name in the dump key.")
         _common(dump, database="Dump this database.", storage="Dump to this storage location.")
+        add_queue_arguments(dump)
 
         restore = sub.add_parser("restore", help="Restore a dump or a local database.")
         restore.add_argument(
@@ -95,10 +97,12 @@ class Command(OperationCommand):
             database="Restore to this database.",
             storage="Restore from this storage location.",
         )
+        add_queue_arguments(restore)
 
         copy = sub.add_parser("copy", help="Copy the database to a local database (:name).")
         copy.add_argument("dump_key", help="The target as a local key, e.g. :snap.")
         _common(copy, database="Copy this database.", storage=None)
+        add_queue_arguments(copy)
 
     def handle(self, *args: Any, **options: Any) -> None:
         verb = options["subcommand"]
@@ -116,28 +120,32 @@ class Command(OperationCommand):
             )
             for line in results:
                 self.stdout.write(line)
-        elif verb == "dump":
-            key = self.run_operation(
-                pgclone.dump,
-                exclude=options["exclude"],
-                pre_dump_hooks=options["pre_dump_hooks"],
-                instance=options["instance"],
-                storage_location=options["storage_location"],
+            return
+        if verb == "dump":
+            kwargs: dict[str, Any] = {
+                "exclude": options["exclude"],
+                "pre_dump_hooks": options["pre_dump_hooks"],
+                "instance": options["instance"],
+                "storage_location": options["storage_location"],
                 **common,
-            )
-            self.stdout.write(key)
+            }
+            run: Any = pgclone.dump
         elif verb == "restore":
-            key = self.run_operation(
-                pgclone.restore,
-                dump_key=options["dump_key"],
-                pre_swap_hooks=options["pre_swap_hooks"],
-                reversible=options["reversible"],
-                storage_location=options["storage_location"],
+            kwargs = {
+                "dump_key": options["dump_key"],
+                "pre_swap_hooks": options["pre_swap_hooks"],
+                "reversible": options["reversible"],
+                "storage_location": options["storage_location"],
                 **common,
-            )
-            self.stdout.write(key)
+            }
+            run = pgclone.restore
         elif verb == "copy":
-            key = self.run_operation(pgclone.copy, dump_key=options["dump_key"], **common)
-            self.stdout.write(key)
+            kwargs = {"dump_key": options["dump_key"], **common}
+            run = pgclone.copy
         else:  # pragma: no cover - argparse refuses other names
             raise CommandError(f"unknown subcommand {verb!r}")
+        if self.hand_off(options, f"pgclone_{verb}", **kwargs):
+            if self.waited and self.waited.get("dump_key"):
+                self.stdout.write(str(self.waited["dump_key"]))  # the key, as without --wait
+            return
+        self.stdout.write(self.run_operation(run, **kwargs))
