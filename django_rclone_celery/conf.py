@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TTL": 60,
     "LOCK_RETRY_DELAY": 10,
     "LOCK_WAIT": 24 * 3600,
+    "SQLITE_LOCK_TIMEOUT": 60,
 }
 
 # key -> (accepted types, human description)
@@ -92,6 +93,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "LOCK_TTL": ((int,), "an integer number of seconds"),
     "LOCK_RETRY_DELAY": ((int, float), "a number of seconds"),
     "LOCK_WAIT": ((int,), "an integer number of seconds"),
+    "SQLITE_LOCK_TIMEOUT": ((int,), "an integer number of seconds"),
 }
 
 
@@ -134,6 +136,7 @@ class Settings:
     lock_ttl: int = 60
     lock_retry_delay: float = 10
     lock_wait: int = 24 * 3600
+    sqlite_lock_timeout: int = 60
 
 
 def raw_settings() -> dict[str, Any]:
@@ -263,6 +266,14 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
             )
         )
     problems.extend(_lock_problems(value, ok))
+    if ok("SQLITE_LOCK_TIMEOUT") and value["SQLITE_LOCK_TIMEOUT"] < 1:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E060",
+                "SQLITE_LOCK_TIMEOUT must be at least 1 second.",
+                "A SQLite backup waits this long for a writer's lock, then fails.",
+            )
+        )
     if ok("SCHEDULES"):
         from .schedules import schedule_problems  # imported here: schedules imports conf
 
@@ -329,6 +340,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         lock_ttl=merged["LOCK_TTL"],
         lock_retry_delay=merged["LOCK_RETRY_DELAY"],
         lock_wait=merged["LOCK_WAIT"],
+        sqlite_lock_timeout=merged["SQLITE_LOCK_TIMEOUT"],
     )
 
 

@@ -12,6 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
 from .. import process
+from ..completeness import StreamCheck, stream_check
 from ..exceptions import ProcessError
 from ..process import Command
 
@@ -106,6 +107,13 @@ class Connector(ABC):
                 continue
             versions[tool] = out.decode("utf-8", "replace").strip().splitlines()[0]
         return versions
+
+    def stream_check(self, *, dumping: bool = False) -> StreamCheck | None:
+        """The completeness check of this engine's dumps (``completeness.py``); None: none.
+
+        ``dumping`` is True while this connector's own dump tool writes the stream.
+        """
+        return stream_check(self.vendor)
 
     def row_counts(self) -> dict[str, int]:
         """Per-table row counts where they are cheap (estimates on server engines)."""

@@ -6,6 +6,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Literal
 
 import django
@@ -46,20 +47,14 @@ def _list_and_sweep(rclone: Rclone, directory: str, settings: Settings) -> list[
     return entries
 
 
-def _describe(connector: Connector, format: str) -> tuple[dict[str, str], dict[str, int]]:
-    """Tool versions and row counts; failures here must not fail the backup."""
+def _describe(connector: Connector, format: str) -> dict[str, str]:
+    """Tool versions; failures here must not fail the backup."""
     if format == "portable":
-        return {"django": django.get_version()}, {}
+        return {"django": django.get_version()}
     try:
-        versions = connector.tool_versions()
+        return connector.tool_versions()
     except Exception:  # pragma: no cover - defensive
-        versions = {}
-    try:
-        counts = connector.row_counts()
-    except Exception:
-        logger.debug("row counts unavailable for %s", connector.alias, exc_info=True)
-        counts = {}
-    return versions, counts
+        return {}
 
 
 def backup_database(
@@ -101,15 +96,15 @@ def backup_database(
         provisional = join(
             directory, naming.render(settings, database=database, ext=ext, when=started)
         )
-    # The listing (for a free name, and to sweep stale partials), tool versions
-    # and row counts each cost a process start or a query: they run beside
-    # the dump instead of before it.
+    # The listing (for a free name, and to sweep stale partials) and the tool
+    # versions each cost a process start: they run beside the dump instead of
+    # before it. Row counts come from the dump's own stream (completeness.py).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="drc-backup") as pool:
         listed = pool.submit(_list_and_sweep, rclone, directory, settings)
         described = pool.submit(_describe, connector, format)
         with publishing(rclone, provisional) as publication:
             with run.stage("dump"):
-                exact_counts: dict[str, int] | None = None
+                exact_counts: dict[str, int]
                 if format == "portable":
                     stats, exact_counts = portable_stream.upload(
                         rclone,
@@ -120,6 +115,9 @@ def backup_database(
                         threads=settings.compression_threads,
                     )
                 else:
+                    # Judged before rclone sees the end of its input: a dump that
+                    # did not end is never uploaded whole, let alone published.
+                    check = connector.stream_check(dumping=True)
                     stats = process.pipe(
                         connector.dump_command(compress=kind == "native"),
                         rclone.rcat(publication.partial),
@@ -129,12 +127,19 @@ def backup_database(
                         digest="sink",
                         progress=run.byte_counter(),
                         sink_error=RcloneError,
+                        tap=check.feed if check else None,
+                        before_end=(
+                            partial(check.check, f"the dump of database {database!r}")
+                            if check
+                            else None
+                        ),
                     )
+                    exact_counts = (check.counts() if check else None) or {}
             with run.stage("publish"):
                 taken = {entry.name for entry in listed.result()}
                 name = _unique_name(settings, database, ext, taken, started)
                 final = join(directory, name)
-                versions, counts = described.result()
+                versions = described.result()
                 manifest = Manifest(
                     database=database,
                     engine=connector.engine,
@@ -146,7 +151,8 @@ def backup_database(
                     sha256=stats.sha256,
                     created=datetime.now(timezone.utc).isoformat(),
                     tool_versions=versions,
-                    row_counts=counts if exact_counts is None else exact_counts,
+                    row_counts=exact_counts,
+                    row_counts_from="stream" if exact_counts else "",
                 )
                 publication.commit(manifest.to_bytes(), final=final)
 

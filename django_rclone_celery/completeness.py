@@ -1,0 +1,470 @@
+"""Is a dump complete? One check per engine, judged on the stream as it passes.
+
+The backup path feeds the dump tool's output to a check before anything is
+published; ``verifybackup`` and ``dbrestore`` feed the decoded backup to the
+same check. A check keeps a bounded tail of the stream, never the stream, and
+needs no second read:
+
+* SQLite ``.dump`` ends with ``COMMIT;`` and holds no ``/**** ERROR`` line
+  (the ``sqlite3`` tool prints that, and exits 0, when a lock or a corrupt
+  page stops it);
+* a mysqldump/mariadb-dump ends with ``-- Dump completed``;
+* a PostgreSQL custom-format archive has a readable header and table of
+  contents, and one whole data block for every entry the table of contents
+  says has data (the format has no end record; a cut archive lacks blocks).
+
+Each check also counts the rows of every table as they pass, so a manifest
+states what the backup holds rather than what a separate query saw.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .exceptions import IncompleteBackup
+
+TAIL_KEEP = 4096  # bytes kept to find a dump's last line
+
+
+class StreamCheck:
+    """Fed every byte of a plain (uncompressed) dump, in order; then asked for a verdict."""
+
+    vendor = ""
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.size = 0
+
+    def feed(self, data: memoryview | bytes) -> None:
+        self.size += len(data)
+        if len(data) >= TAIL_KEEP:
+            self.tail = bytes(data[-TAIL_KEEP:])
+        else:
+            self.tail = (self.tail + bytes(data))[-TAIL_KEEP:]
+
+    def problem(self) -> str | None:
+        """What is wrong with the stream fed so far, or None if it is a whole dump."""
+        return None
+
+    def counts(self) -> dict[str, int] | None:
+        """Rows per table seen in the stream; None when this stream cannot tell."""
+        return None
+
+    def check(self, name: str) -> None:
+        """Raise :class:`IncompleteBackup` naming ``name`` unless the stream is whole."""
+        problem = self.problem()
+        if problem:
+            raise IncompleteBackup(f"{name} {problem}")
+
+    def last_line(self) -> bytes:
+        lines = [line.strip() for line in self.tail.splitlines() if line.strip()]
+        return lines[-1] if lines else b""
+
+
+class _Lines(StreamCheck):
+    """Shared by the SQL text dumps: whole lines are handed to ``line_batch``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._carry = b""
+        self.rows: Counter[bytes] = Counter()
+
+    def feed(self, data: memoryview | bytes) -> None:
+        super().feed(data)
+        chunk = bytes(data)
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            self._carry += chunk
+            return
+        self.line_batch(self._carry + chunk[: cut + 1])
+        self._carry = chunk[cut + 1 :]
+
+    def line_batch(self, lines: bytes) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        """A last line without its newline is still a line."""
+        if self._carry:
+            self.line_batch(self._carry)
+            self._carry = b""
+
+
+# ``sqlite3 .dump`` writes one INSERT per row, one row per line (newlines in
+# values are written as char(10)); table names are bare or in double quotes.
+_SQLITE_INSERT = re.compile(rb'^INSERT INTO ("(?:[^"]|"")*"|[^ (]+) VALUES\(', re.M)
+_SQLITE_ERROR = re.compile(rb"^/\*\*\*\* ERROR: (.*?) \*\*\*\*\*/$", re.M)
+
+
+class SqliteDump(_Lines):
+    vendor = "sqlite"
+
+    def __init__(self, lock_timeout: float | None = None) -> None:
+        super().__init__()
+        self.lock_timeout = lock_timeout
+        self.error: bytes | None = None
+
+    def line_batch(self, lines: bytes) -> None:
+        if self.error is None and b"/**** ERROR" in lines:
+            found = _SQLITE_ERROR.search(lines)  # at a line's start, not inside a value
+            if found:
+                self.error = found.group(1)
+        self.rows.update(_SQLITE_INSERT.findall(lines))
+
+    def problem(self) -> str | None:
+        self._flush()
+        if self.error is not None:
+            text = self.error.decode("utf-8", "replace")
+            if "database is locked" in text and self.lock_timeout is not None:
+                return f"failed: database is locked for more than {self.lock_timeout:g} s"
+            return f"is incomplete: sqlite3 stopped on an error ({text})"
+        if self.last_line() != b"COMMIT;":
+            return "is incomplete: it does not end with sqlite3's final 'COMMIT;' (cut short)"
+        return None
+
+    def counts(self) -> dict[str, int]:
+        self._flush()
+        return {_unquote(name, b'"'): count for name, count in self.rows.items()}
+
+
+# mysqldump's INSERTs hold many rows: ``INSERT INTO `t` VALUES (..),(..);`` on
+# one line, or (MariaDB 10.11+) one row per line, ``),`` ending each. Strings
+# are in single quotes with backslash escapes and no raw newline, so a row
+# separator inside a string is skipped by blanking the strings of each batch.
+_MYSQL_INSERT = re.compile(rb"^INSERT INTO (`(?:[^`]|``)*`) VALUES", re.M)
+_MYSQL_STRING = re.compile(rb"'(?:[^'\\\n]|\\.)*'")
+
+
+class MysqlDump(_Lines):
+    vendor = "mysql"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._table: bytes | None = None  # the INSERT still open at the end of a batch
+        self._split = False  # that batch ended between "),\n" and the next row's "("
+
+    def line_batch(self, lines: bytes) -> None:
+        if self._table is None and b"INSERT INTO " not in lines:
+            return
+        if b"'" in lines:
+            lines = _MYSQL_STRING.sub(b"''", lines)
+        pos = 0
+        if self._table is not None:
+            if self._split and lines.startswith(b"("):
+                self.rows[self._table] += 1
+            pos = self._rows_until_end(lines, 0, self._table, first=False)
+        while (found := _MYSQL_INSERT.search(lines, pos)) is not None:
+            pos = self._rows_until_end(lines, found.end(), found.group(1), first=True)
+
+    def _rows_until_end(self, lines: bytes, start: int, table: bytes, *, first: bool) -> int:
+        end = lines.find(b";\n", start)
+        body = lines[start:] if end < 0 else lines[start:end]
+        self.rows[table] += body.count(b"),(") + body.count(b"),\n(") + (1 if first else 0)
+        if end < 0:
+            self._table, self._split = table, body.endswith(b"),\n")
+            return len(lines)
+        self._table, self._split = None, False
+        return end + 2
+
+    def problem(self) -> str | None:
+        self._flush()
+        if not self.last_line().startswith(b"-- Dump completed"):
+            return "is incomplete: it does not end with mysqldump's '-- Dump completed' line"
+        return None
+
+    def counts(self) -> dict[str, int]:
+        self._flush()
+        return {_unquote(name, b"`"): count for name, count in self.rows.items()}
+
+
+def _unquote(name: bytes, quote: bytes) -> str:
+    if len(name) >= 2 and name[:1] == quote and name[-1:] == quote:
+        name = name[1:-1].replace(quote + quote, quote)
+    return name.decode("utf-8", "replace")
+
+
+class _Need(Exception):
+    """More bytes are needed before the structure can be read."""
+
+
+@dataclass
+class _Entry:
+    dump_id: int
+    desc: str
+    name: str
+    has_data: bool
+
+
+@dataclass
+class _Block:
+    """The data block being read: its entry, and where in its chunks we are."""
+
+    dump_id: int
+    large_objects: bool
+    count_rows: bool
+    chunk_left: int = -1  # bytes of the current chunk still to pass; -1: a length is next
+    rows: int = 0
+    end: bytes = b""  # the last bytes of its COPY text
+    inflate: zlib._Decompress | None = None
+    expect_oid: bool = field(default=False)
+
+
+_BLK_DATA = 1
+_BLK_LARGE_OBJECTS = 3
+_OFFSET_NOT_SET = 1  # K_OFFSET_POS_NOT_SET: the entry has data, written after the TOC
+_OFFSET_SET = 2
+_COPY_END = b"\\.\n\n\n"
+
+
+class PostgresArchive(StreamCheck):
+    """pg_dump's custom format, read as pg_restore reads a pipe: header, TOC, data blocks.
+
+    Written to a pipe, the archive is the header, the table of contents and
+    then one block per entry with data: ``type, dump id, (length, bytes)*, 0``.
+    Only lengths are read; data bytes pass through untouched, except that a
+    table's COPY text has its lines counted (decompressed first when pg_dump
+    compressed it with zlib; other algorithms are not counted).
+    """
+
+    vendor = "postgresql"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._head = bytearray()
+        self._entries: dict[int, _Entry] | None = None
+        self._int_size = 4
+        self._compression = "none"
+        self._seen: set[int] = set()
+        self._block: _Block | None = None
+        self._buffer = b""  # a length or block header split across feeds
+        self._rows: dict[str, int] = {}
+        self._broken: str | None = None
+
+    # -- reading -----------------------------------------------------------
+    def feed(self, data: memoryview | bytes) -> None:
+        super().feed(data)
+        if self._broken:
+            return
+        try:
+            if self._entries is None:
+                self._head += data
+                if len(self._head) > 256 << 20:
+                    raise ValueError("its table of contents is larger than 256 MiB")
+                try:
+                    end = self._read_head(bytes(self._head))
+                except _Need:
+                    return
+                rest = bytes(self._head[end:])
+                self._head = bytearray()
+                self._blocks(rest)
+            else:
+                self._blocks(data)
+        except ValueError as exc:
+            self._broken = str(exc)
+
+    def _read_head(self, buf: bytes) -> int:
+        reader = _Reader(buf)
+        if reader.take(5) != b"PGDMP":
+            raise ValueError("it is not a pg_dump custom-format archive")
+        major, minor = reader.byte(), reader.byte()
+        revision = reader.byte() if (major, minor) > (1, 0) else 0
+        version = (major, minor, revision)
+        if version < (1, 12, 0):
+            raise ValueError(f"its archive version {major}.{minor} is too old to check")
+        reader.int_size = self._int_size = reader.byte()
+        offset_size = reader.byte()
+        if reader.byte() != 1:  # archCustom
+            raise ValueError("it is not a custom-format archive")
+        if version >= (1, 15, 0):
+            algorithm = reader.byte()
+            self._compression = {0: "none", 1: "gzip"}.get(algorithm, "other")
+        else:
+            level = reader.int()
+            self._compression = "none" if level == 0 else "gzip"
+        for _ in range(7):  # creation time
+            reader.int()
+        reader.str()  # database name
+        reader.str()  # server version
+        reader.str()  # pg_dump version
+        entries = {}
+        for _ in range(reader.int()):
+            dump_id = reader.int()
+            reader.int()  # had dumper
+            reader.str()  # table oid
+            reader.str()  # oid
+            tag = reader.str() or ""
+            desc = reader.str() or ""
+            reader.int()  # section
+            reader.str()  # definition
+            reader.str()  # drop statement
+            reader.str()  # copy statement
+            namespace = reader.str() or ""
+            reader.str()  # tablespace
+            if version >= (1, 14, 0):
+                reader.str()  # table access method
+            if version >= (1, 16, 0):
+                reader.int()  # relkind
+            reader.str()  # owner
+            reader.str()  # "false": with oids
+            while reader.str() is not None:  # dependencies
+                pass
+            state = reader.byte()
+            reader.take(offset_size)
+            name = f"{namespace}.{tag}" if namespace else tag
+            entries[dump_id] = _Entry(
+                dump_id, desc, name, has_data=state in (_OFFSET_NOT_SET, _OFFSET_SET)
+            )
+        self._entries = entries
+        return reader.pos
+
+    def _blocks(self, data: memoryview | bytes) -> None:
+        view = memoryview(data)
+        pos = 0
+        while pos < len(view):
+            block = self._block
+            if block is not None and block.chunk_left > 0:
+                step = min(block.chunk_left, len(view) - pos)
+                if block.count_rows:
+                    self._count(block, view[pos : pos + step])
+                block.chunk_left -= step
+                pos += step
+                if block.chunk_left == 0:
+                    block.chunk_left = -1
+                continue
+            # A small structure is next: a block header or a length.
+            need = 1 + 1 + self._int_size if block is None else 1 + self._int_size
+            have = len(self._buffer)
+            take = min(need - have, len(view) - pos)
+            self._buffer += bytes(view[pos : pos + take])
+            pos += take
+            if len(self._buffer) < need:
+                return
+            raw, self._buffer = self._buffer, b""
+            if block is None:
+                self._start_block(raw)
+            else:
+                self._length(block, _int(raw, self._int_size))
+
+    def _start_block(self, raw: bytes) -> None:
+        kind = raw[0]
+        if kind not in (_BLK_DATA, _BLK_LARGE_OBJECTS):
+            raise ValueError(f"it has an unknown data block type {kind}")
+        dump_id = _int(raw[1:], self._int_size)
+        assert self._entries is not None
+        entry = self._entries.get(dump_id)
+        if entry is None or not entry.has_data or dump_id in self._seen:
+            raise ValueError(f"it has an unexpected data block for entry {dump_id}")
+        large = kind == _BLK_LARGE_OBJECTS
+        counting = entry.desc == "TABLE DATA" and self._compression != "other"
+        self._block = _Block(dump_id, large, counting, expect_oid=large)
+
+    def _length(self, block: _Block, value: int) -> None:
+        if block.expect_oid:  # large objects: an oid, then its chunks; oid 0 ends the block
+            if value == 0:
+                self._end_block(block)
+            else:
+                block.expect_oid = False
+            return
+        if value < 0:
+            raise ValueError("it has a negative chunk length")
+        if value == 0:  # the end of this data (or of this large object)
+            if block.large_objects:
+                block.expect_oid = True
+            else:
+                self._end_block(block)
+            return
+        block.chunk_left = value
+
+    def _end_block(self, block: _Block) -> None:
+        assert self._entries is not None
+        self._seen.add(block.dump_id)
+        entry = self._entries[block.dump_id]
+        if block.count_rows:
+            if block.inflate is not None:
+                self._count_text(block, block.inflate.flush())
+            # pg_dump ends a table's COPY text with the "\." line and two blank lines.
+            terminator = 3 if block.end.endswith(_COPY_END) else 0
+            self._rows[entry.name] = block.rows - terminator
+        self._block = None
+
+    def _count(self, block: _Block, data: memoryview) -> None:
+        if self._compression == "none":
+            self._count_text(block, bytes(data))
+            return
+        if block.inflate is None:
+            block.inflate = zlib.decompressobj()
+        self._count_text(block, block.inflate.decompress(data))
+
+    @staticmethod
+    def _count_text(block: _Block, text: bytes) -> None:
+        if text:
+            block.rows += text.count(b"\n")
+            block.end = (block.end + text[-len(_COPY_END) :])[-len(_COPY_END) :]
+
+    # -- verdict -------------------------------------------------------------
+    def problem(self) -> str | None:
+        if self._broken:
+            return f"is not a readable archive: {self._broken}"
+        if self._entries is None:
+            return "is incomplete: it ends inside pg_dump's table of contents"
+        if self._block is not None or self._buffer:
+            return "is incomplete: it ends inside a data block (cut short)"
+        missing = [e for e in self._entries.values() if e.has_data and e.dump_id not in self._seen]
+        if missing:
+            return (
+                f"is incomplete: {len(missing)} of its table-of-contents entries have no data "
+                f"block (the first: {missing[0].desc} {missing[0].name})"
+            )
+        return None
+
+    def counts(self) -> dict[str, int] | None:
+        if self._compression == "other":
+            return None
+        return dict(self._rows)
+
+
+def _int(raw: bytes, size: int) -> int:
+    value = int.from_bytes(raw[1 : 1 + size], "little")
+    return -value if raw[0] else value
+
+
+class _Reader:
+    """Reads pg_dump's integers (sign byte + little-endian) and strings from a buffer."""
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.int_size = 4
+
+    def take(self, size: int) -> bytes:
+        end = self.pos + size
+        if end > len(self.buf):
+            raise _Need
+        out = self.buf[self.pos : end]
+        self.pos = end
+        return out
+
+    def byte(self) -> int:
+        return self.take(1)[0]
+
+    def int(self) -> int:
+        return _int(self.take(1 + self.int_size), self.int_size)
+
+    def str(self) -> str | None:
+        size = self.int()
+        if size < 0:
+            return None
+        return self.take(size).decode("utf-8", "replace")
+
+
+def stream_check(vendor: str, *, lock_timeout: float | None = None) -> StreamCheck | None:
+    """The completeness check for ``vendor``'s native dumps; None where there is none."""
+    if vendor == "sqlite":
+        return SqliteDump(lock_timeout)
+    if vendor == "mysql":
+        return MysqlDump()
+    if vendor == "postgresql":
+        return PostgresArchive()
+    return None
