@@ -36,5 +36,6 @@ DJANGO_RCLONE = {
     "LOCK_TTL": 60,
     "LOCK_RETRY_DELAY": 10,
     "LOCK_WAIT": 24 * 3600,
+    "SQLITE_LOCK_TIMEOUT": 60,
 }
 # --8<-- [end:settings]
