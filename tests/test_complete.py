@@ -347,3 +347,21 @@ def test_verify_refuses_a_manifest_whose_counts_the_stream_does_not_hold(
         call_command("verifybackup", "-d", alias)
     assert "row counts differ from its manifest's" in str(caught.value)
     assert f"{key}: 4 (manifest: 5)" in str(caught.value)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_a_remote_that_fills_up_mid_stream_publishes_nothing(
+    remote_dir: Path, drc_config: Any
+) -> None:
+    populate("default", authors=2, books=1)
+    first = backup_database("default")
+    before = remote_files(remote_dir)
+    big_table("default", 20_000)  # ~1 MB of dump, ~0.5 MB compressed
+    # rclone's hard transfer cap fails the upload part-way, as a full remote does.
+    drc_config(RCLONE_FLAGS=["--max-transfer", "100k", "--cutoff-mode", "hard"])
+    with pytest.raises(CommandError) as caught:
+        call_command("dbbackup", "-d", "default")
+    assert "max transfer limit reached" in str(caught.value)
+    drc_config(RCLONE_FLAGS=[])
+    assert remote_files(remote_dir) == before
+    assert list_backups("default")[0].name == first.name
