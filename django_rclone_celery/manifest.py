@@ -24,8 +24,8 @@ class Manifest:
     created: str = ""
     tool_versions: dict[str, str] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
-    # "stream": counted from the dump as it passed, so exact for this backup;
-    # "" on older manifests, whose server-engine counts were estimates.
+    # "dump": counted from the dump's stream or inside the snapshot it read,
+    # so exact for this backup; "" on older manifests (server-engine estimates).
     row_counts_from: str = ""
     version: int = FORMAT_VERSION
 

@@ -103,7 +103,7 @@ def test_counts_come_from_the_stream_and_every_cut_is_refused(alias: str, remote
     big_table(alias, 3000)
     backup = backup_database(alias)
     manifest = json.loads((remote_dir / "db" / (backup.name + ".manifest.json")).read_text())
-    assert manifest["row_counts_from"] == "stream"
+    assert manifest["row_counts_from"] == "dump"
     # Exact, not estimates: the rows the dump holds.
     assert (
         app_counts(manifest["row_counts"])
@@ -118,7 +118,13 @@ def test_counts_come_from_the_stream_and_every_cut_is_refused(alias: str, remote
     vendor = connections[alias].vendor
     whole = checked(vendor, dump, step=4093)
     assert whole.problem() is None
-    assert whole.counts() == manifest["row_counts"]
+    if vendor == "postgresql":
+        # Counted in the snapshot pg_dump read (one chunk per row is too many to
+        # walk); the archive names the same tables.
+        assert whole.counts() is None
+        assert set(manifest["row_counts"]) == whole.tables()
+    else:
+        assert whole.counts() == manifest["row_counts"]
     # Cut anywhere before its last line, even right after a complete statement: refused.
     lines = [i + 1 for i, byte in enumerate(dump) if byte == 0x0A]
     last = dump.rstrip(b"\n").rfind(b"\n") + 1
@@ -332,7 +338,9 @@ def test_restore_refuses_a_dump_cut_after_a_complete_statement(
         restore_database(alias)
 
 
-@pytest.mark.parametrize("alias", db_params("default", "maria", "pg"))
+# PostgreSQL's counts come from pg_dump's snapshot, not the stream: a trial
+# restore is what can compare them (see the load test).
+@pytest.mark.parametrize("alias", db_params("default", "maria"))
 def test_verify_refuses_a_manifest_whose_counts_the_stream_does_not_hold(
     alias: str, remote_dir: Path
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -114,6 +114,16 @@ class Connector(ABC):
         ``dumping`` is True while this connector's own dump tool writes the stream.
         """
         return stream_check(self.vendor)
+
+    @contextmanager
+    def counted_snapshot(self) -> Iterator[Callable[[], dict[str, int] | None]]:
+        """While the block runs, the dump reads one snapshot that rows are counted in.
+
+        Yields a callable, called once the dump has ended, that returns the
+        row counts of that snapshot (None: not counted here; the stream check
+        counts them instead, as for SQLite and MariaDB).
+        """
+        yield lambda: None
 
     def row_counts(self) -> dict[str, int]:
         """Per-table row counts where they are cheap (estimates on server engines)."""

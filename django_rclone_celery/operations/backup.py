@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -12,6 +13,7 @@ from typing import Literal
 import django
 
 from .. import naming, process, signals
+from ..completeness import StreamCheck
 from ..compression import compressor, suffix
 from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
@@ -55,6 +57,19 @@ def _describe(connector: Connector, format: str) -> dict[str, str]:
         return connector.tool_versions()
     except Exception:  # pragma: no cover - defensive
         return {}
+
+
+def _counts(
+    check: StreamCheck | None, snapshot_counts: Callable[[], dict[str, int] | None]
+) -> dict[str, int]:
+    """The dump's own row counts: from its stream, or from the snapshot it read."""
+    counted = check.counts() if check else None
+    if counted is None:
+        counted = snapshot_counts()
+        tables = check.tables() if check else None
+        if counted is not None and tables is not None:
+            counted = {name: rows for name, rows in counted.items() if name in tables}
+    return counted or {}
 
 
 def backup_database(
@@ -118,23 +133,24 @@ def backup_database(
                     # Judged before rclone sees the end of its input: a dump that
                     # did not end is never uploaded whole, let alone published.
                     check = connector.stream_check(dumping=True)
-                    stats = process.pipe(
-                        connector.dump_command(compress=kind == "native"),
-                        rclone.rcat(publication.partial),
-                        transform=compressor(
-                            kind, settings.compression_level, settings.compression_threads
-                        ),
-                        digest="sink",
-                        progress=run.byte_counter(),
-                        sink_error=RcloneError,
-                        tap=check.feed if check else None,
-                        before_end=(
-                            partial(check.check, f"the dump of database {database!r}")
-                            if check
-                            else None
-                        ),
-                    )
-                    exact_counts = (check.counts() if check else None) or {}
+                    with connector.counted_snapshot() as snapshot_counts:
+                        stats = process.pipe(
+                            connector.dump_command(compress=kind == "native"),
+                            rclone.rcat(publication.partial),
+                            transform=compressor(
+                                kind, settings.compression_level, settings.compression_threads
+                            ),
+                            digest="sink",
+                            progress=run.byte_counter(),
+                            sink_error=RcloneError,
+                            tap=check.feed if check else None,
+                            before_end=(
+                                partial(check.check, f"the dump of database {database!r}")
+                                if check
+                                else None
+                            ),
+                        )
+                        exact_counts = _counts(check, snapshot_counts)
             with run.stage("publish"):
                 taken = {entry.name for entry in listed.result()}
                 name = _unique_name(settings, database, ext, taken, started)
@@ -152,7 +168,7 @@ def backup_database(
                     created=datetime.now(timezone.utc).isoformat(),
                     tool_versions=versions,
                     row_counts=exact_counts,
-                    row_counts_from="stream" if exact_counts else "",
+                    row_counts_from="dump" if exact_counts else "",
                 )
                 publication.commit(manifest.to_bytes(), final=final)
 

@@ -252,7 +252,7 @@ def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | N
         if problem:
             return f"it {problem}"
         counted = check.counts()
-        if counted is not None and manifest.row_counts_from == "stream":
+        if counted is not None and manifest.row_counts_from == "dump":
             differ = _count_difference(counted, manifest.row_counts)
             if differ:
                 return differ
