@@ -29,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -55,18 +57,40 @@ def dump_command(dbname: str) -> Command:
     )
 
 
-def pipeline(dbname: str, target: Path, *, checked: bool) -> tuple[float, int]:
-    """One backup stream; returns its wall time and the dump's size."""
+def bench_connector(dbname: str) -> Any:
+    """The ``bench`` alias's connector (bench/settings.py), for the snapshot counts."""
+    os.environ["DRC_BENCH_DB"] = dbname
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+    sys.path.insert(0, str(HERE))
+    import django
+
+    django.setup()
+    from django_rclone_celery.connectors import get_connector
+
+    return get_connector("bench")
+
+
+def pipeline(
+    dbname: str, target: Path, *, checked: bool, connector: Any = None
+) -> tuple[float, int]:
+    """One backup stream; returns its wall time and the dump's size.
+
+    With ``connector``, also what ``dbbackup`` adds for PostgreSQL: the dump
+    reads an exported snapshot in which every table's rows are counted.
+    """
     check = stream_check("postgresql") if checked else None
     started = time.perf_counter()
-    stats = process.pipe(
-        dump_command(dbname),
-        Command(argv=(RCLONE, "rcat", str(target))),
-        transform=compressor("zstd", 2, None),
-        digest="sink",
-        tap=check.feed if check else None,
-        before_end=(lambda: check.check("bench")) if check else None,
-    )
+    with connector.counted_snapshot() if connector else nullcontext(lambda: None) as counts:
+        stats = process.pipe(
+            connector.dump_command(compress=False) if connector else dump_command(dbname),
+            Command(argv=(RCLONE, "rcat", str(target))),
+            transform=compressor("zstd", 2, None),
+            digest="sink",
+            tap=check.feed if check else None,
+            before_end=(lambda: check.check("bench")) if check else None,
+        )
+        if connector:
+            assert counts(), "no row counts from the snapshot"
     elapsed = time.perf_counter() - started
     target.unlink()
     return elapsed, stats.bytes_in
@@ -111,6 +135,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--file", type=Path, help="only measure the check over this dump file")
     parser.add_argument("--vendor", default="postgresql", help="the engine of --file")
+    parser.add_argument(
+        "--counts",
+        action="store_true",
+        help="also time the full PostgreSQL path: the check plus the snapshot's row counts",
+    )
     args = parser.parse_args()
     if args.file:
         isolate(args.file, args.vendor, args.rounds)
@@ -120,13 +149,20 @@ def main() -> None:
         work = Path(scratch)
         bare: list[float] = []
         tapped: list[float] = []
+        full: list[float] = []
         size = 0
+        connector = bench_connector(args.dbname) if args.counts else None
         for round_no in range(args.rounds):
-            order = [False, True] if round_no % 2 == 0 else [True, False]
-            for checked in order:
-                elapsed, size = pipeline(args.dbname, work / "backup.zst", checked=checked)
-                (tapped if checked else bare).append(elapsed)
-                print(f"round {round_no + 1} {'checked' if checked else 'bare   '} {elapsed:.2f} s")
+            kinds = ["bare", "checked", "full"] if connector else ["bare", "checked"]
+            for kind in kinds if round_no % 2 == 0 else reversed(kinds):
+                elapsed, size = pipeline(
+                    args.dbname,
+                    work / "backup.zst",
+                    checked=kind != "bare",
+                    connector=connector if kind == "full" else None,
+                )
+                {"bare": bare, "checked": tapped, "full": full}[kind].append(elapsed)
+                print(f"round {round_no + 1} {kind:8} {elapsed:.2f} s", flush=True)
         dump = work / "dump"
         with dump.open("wb") as out:
             subprocess.run([*dump_command(args.dbname).argv], stdout=out, check=True)
@@ -160,6 +196,17 @@ def main() -> None:
         + " |",
         f"| wall difference | {tapped_median - bare_median:+.2f} s "
         f"({(tapped_median / bare_median - 1) * 100:+.1f}%) | |",
+        *(
+            [
+                f"| with the check and the snapshot's row counts, wall | "
+                f"{statistics.median(full):.2f} s "
+                f"({(statistics.median(full) / bare_median - 1) * 100:+.1f}%) | "
+                + ", ".join(f"{t:.2f}" for t in full)
+                + " |"
+            ]
+            if full
+            else []
+        ),
         f"| the check alone, CPU | {cpu_median:.3f} s ({cpu_median / gb:.3f} s/GB) | "
         + ", ".join(f"{t:.3f}" for t in cpu)
         + " |",
