@@ -94,6 +94,7 @@ def staged_counts(alias: str, target: str, tables: list[str]) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # ~5 min on 2 shared cores: 150 backups, then 150 trial restores
 @pytest.mark.django_db(transaction=True, databases=list(ALIASES))
 def test_every_succeeded_backup_under_load_restores_with_its_manifests_counts(
     task_app: Any, workers: Any, lock_config: Any, remote_dir: Path
@@ -106,6 +107,7 @@ def test_every_succeeded_backup_under_load_restores_with_its_manifests_counts(
     workers.start("w2", concurrency=2)
     writers = {alias: Writer(alias) for alias in ALIASES}
     sent: list[str] = []
+    started = time.monotonic()
     try:
         for _ in range(WAVES):
             wave = [
@@ -120,6 +122,7 @@ def test_every_succeeded_backup_under_load_restores_with_its_manifests_counts(
         for writer in writers.values():
             writer.finish()
 
+    backups_took = time.monotonic() - started
     # Writes committed throughout, at the rate the issue asks for.
     for alias, writer in writers.items():
         assert writer.commits / writer.elapsed >= MIN_COMMITS_PER_S, (alias, writer.commits)
@@ -181,6 +184,11 @@ def test_every_succeeded_backup_under_load_restores_with_its_manifests_counts(
         signals.post_stage.disconnect(on_post_stage)
     assert failures == []
     assert len(restored) == len(succeeded)
+    print(  # the figures for the record (pytest -s)
+        f"{len(sent)} backups in {backups_took:.0f} s, {len(succeeded)} succeeded; "
+        + ", ".join(f"{a}: {w.commits / w.elapsed:.1f} commits/s" for a, w in writers.items())
+        + f"; {len(restored)} trial restores in {time.monotonic() - started - backups_took:.0f} s"
+    )
     # The writers' rows landed in the backups: the counts grew along the way.
     for alias in ALIASES:
         authors = [
