@@ -99,7 +99,11 @@ def app_counts(counts: dict[str, int]) -> dict[str, int]:
 # The check itself, on real dumps ------------------------------------------------
 @pytest.mark.parametrize("alias", db_params("default", "pg", "maria"))
 def test_counts_come_from_the_stream_and_every_cut_is_refused(alias: str, remote_dir: Path) -> None:
-    populate(alias, authors=5, books=3)
+    from tests.testapp.models import Author
+
+    populate(alias, authors=4, books=3)
+    # Values that look like a row separator or sqlite3's error line must not count as such.
+    Author.objects.using(alias).create(name="x'),('y),(z\\'),\n(/**** ERROR: (5) no *****/")
     big_table(alias, 3000)
     backup = backup_database(alias)
     manifest = json.loads((remote_dir / "db" / (backup.name + ".manifest.json")).read_text())
@@ -110,7 +114,7 @@ def test_counts_come_from_the_stream_and_every_cut_is_refused(alias: str, remote
         == exact_counts(alias)
         == {
             "testapp_author": 5,
-            "testapp_book": 15,
+            "testapp_book": 12,
             "drc_big": 3000,
         }
     )
