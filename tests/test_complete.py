@@ -123,10 +123,16 @@ def test_counts_come_from_the_stream_and_every_cut_is_refused(alias: str, remote
     whole = checked(vendor, dump, step=4093)
     assert whole.problem() is None
     if vendor == "postgresql":
-        # Counted in the snapshot pg_dump read (one chunk per row is too many to
-        # walk); the archive names the same tables.
+        # The backup counted in the snapshot pg_dump read (one chunk per row is
+        # too many to walk on the backup path); verification walks and counts.
         assert whole.counts() is None
         assert set(manifest["row_counts"]) == whole.tables()
+        counted = stream_check(vendor, counting=True)
+        assert counted is not None
+        for start in range(0, len(dump), 4093):
+            counted.feed(dump[start : start + 4093])
+        assert counted.problem() is None
+        assert counted.counts() == manifest["row_counts"]
     else:
         assert whole.counts() == manifest["row_counts"]
     # Cut anywhere before its last line, even right after a complete statement: refused.
@@ -342,9 +348,7 @@ def test_restore_refuses_a_dump_cut_after_a_complete_statement(
         restore_database(alias)
 
 
-# PostgreSQL's counts come from pg_dump's snapshot, not the stream: a trial
-# restore is what can compare them (see the load test).
-@pytest.mark.parametrize("alias", db_params("default", "maria"))
+@pytest.mark.parametrize("alias", db_params("default", "maria", "pg"))
 def test_verify_refuses_a_manifest_whose_counts_the_stream_does_not_hold(
     alias: str, remote_dir: Path
 ) -> None:

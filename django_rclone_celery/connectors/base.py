@@ -108,12 +108,13 @@ class Connector(ABC):
             versions[tool] = out.decode("utf-8", "replace").strip().splitlines()[0]
         return versions
 
-    def stream_check(self, *, dumping: bool = False) -> StreamCheck | None:
+    def stream_check(self, *, dumping: bool = False, counting: bool = False) -> StreamCheck | None:
         """The completeness check of this engine's dumps (``completeness.py``); None: none.
 
-        ``dumping`` is True while this connector's own dump tool writes the stream.
+        ``dumping`` is True while this connector's own dump tool writes the stream;
+        ``counting`` asks for row counts even where they cost more (verification).
         """
-        return stream_check(self.vendor)
+        return stream_check(self.vendor, counting=counting)
 
     @contextmanager
     def counted_snapshot(self) -> Iterator[Callable[[], dict[str, int] | None]]:

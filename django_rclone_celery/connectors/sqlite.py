@@ -40,7 +40,7 @@ class SqliteConnector(Connector):
         wait = f".timeout {self.lock_timeout * 1000}"
         return Command(argv=(self.dump_tool, "-readonly", "-cmd", wait, self._path(), ".dump"))
 
-    def stream_check(self, *, dumping: bool = False) -> SqliteDump:
+    def stream_check(self, *, dumping: bool = False, counting: bool = False) -> SqliteDump:
         # A lock error in a stored backup says nothing about today's setting.
         return SqliteDump(lock_timeout=self.lock_timeout if dumping else None)
 

@@ -213,7 +213,7 @@ def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | N
     """Decode the dump and run the engine's check on it; returns what is wrong, if anything."""
     unpack = decompressor(manifest.compression)  # type: ignore[arg-type]
     # The backup path's own completeness check (completeness.py), fed the decoded dump.
-    check = connector.stream_check()
+    check = connector.stream_check(counting=True)
     damage: list[str] = []
 
     def decoded() -> Iterator[bytes]:
