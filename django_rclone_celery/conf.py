@@ -269,7 +269,7 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
     if ok("SQLITE_LOCK_TIMEOUT") and value["SQLITE_LOCK_TIMEOUT"] < 1:
         problems.append(
             Problem(
-                "django_rclone_celery.E060",
+                "django_rclone_celery.E068",
                 "SQLITE_LOCK_TIMEOUT must be at least 1 second.",
                 "A SQLite backup waits this long for a writer's lock, then fails.",
             )
