@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_VERIFY_AGE": None,
     "WATCHDOG_INTERVAL": 300,
     "NAMESPACE": None,
+    "SQLITE_LOCK_TIMEOUT": 60,
 }
 
 # key -> (accepted types, human description)
@@ -114,6 +115,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "MAX_VERIFY_AGE": ((int, dict, type(None)), "seconds, a dict of target to seconds, or None"),
     "WATCHDOG_INTERVAL": ((int,), "an integer number of seconds"),
     "NAMESPACE": ((str, type(None)), "a string or None"),
+    "SQLITE_LOCK_TIMEOUT": ((int,), "an integer number of seconds"),
 }
 
 
@@ -169,6 +171,7 @@ class Settings:
     # writes, and the only names its retention deletes) and in shared Redis
     # (the lock keys). None: names stay django-rclone's; locks use the project.
     namespace: str | None = None
+    sqlite_lock_timeout: int = 60
 
 
 def raw_settings() -> dict[str, Any]:
@@ -307,6 +310,14 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
                 f"NAMESPACE {value['NAMESPACE']!r} must be letters, digits, '_' or '-' "
                 "(at most 64, starting with a letter or digit).",
                 "It prefixes backup names (NAMESPACE.alias-…) and lock keys.",
+            )
+        )
+    if ok("SQLITE_LOCK_TIMEOUT") and value["SQLITE_LOCK_TIMEOUT"] < 1:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E068",
+                "SQLITE_LOCK_TIMEOUT must be at least 1 second.",
+                "A SQLite backup waits this long for a writer's lock, then fails.",
             )
         )
     if ok("SCHEDULES"):
@@ -468,6 +479,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         max_verify_age=_limits(merged["MAX_VERIFY_AGE"]),
         watchdog_interval=merged["WATCHDOG_INTERVAL"],
         namespace=merged["NAMESPACE"] or None,
+        sqlite_lock_timeout=merged["SQLITE_LOCK_TIMEOUT"],
     )
 
 

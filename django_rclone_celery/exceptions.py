@@ -4,6 +4,7 @@
     ├── ConfigurationError        (also django's ImproperlyConfigured)
     ├── BackupNotFound            no backup matches the request
     ├── InvalidBackup             path escapes its directory, wrong engine, corrupt data
+    │   └── IncompleteBackup      a dump that did not end (cut short, tool error, lock)
     ├── OperationDisabled         a kill switch (e.g. PGCLONE_ALLOW_RESTORE) refuses
     ├── OperationBusy             another operation holds the database's lock
     ├── RestoreError              a restore failed; the live database was left as it was
@@ -39,6 +40,10 @@ class BackupNotFound(DjangoRcloneCeleryError):
 
 class InvalidBackup(DjangoRcloneCeleryError):
     """A backup was refused: bad path, wrong engine, bad checksum, unknown format."""
+
+
+class IncompleteBackup(InvalidBackup):
+    """A dump lacks its end: cut short, or its tool stopped on an error and still exited 0."""
 
 
 class OperationDisabled(DjangoRcloneCeleryError):

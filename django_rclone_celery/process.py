@@ -382,6 +382,9 @@ def pipe(
     timeout: float | None = None,
     source_error: type[ProcessError] = ProcessError,
     sink_error: type[ProcessError] = ProcessError,
+    tap: Callable[[memoryview], object] | None = None,
+    tap_side: Literal["source", "sink"] = "source",
+    before_end: Callable[[], object] | None = None,
 ) -> PipeStats:
     """Stream ``source``'s stdout through ``transform`` into ``sink``'s stdin.
 
@@ -389,6 +392,10 @@ def pipe(
     fails, both are killed (the sink before its stdin closes, so a restore
     tool never sees a clean end of a truncated stream) and the failing side's
     error is raised. ``progress`` is called with the source bytes read so far.
+    ``tap`` sees every byte of the ``tap_side`` (a completeness check), in
+    order; ``before_end`` runs once the source ended well and before the
+    sink's stdin closes: if it raises, the sink is killed instead, so an
+    uploader never finishes an object the check refused.
     """
     hasher = hashlib.sha256()
     bytes_in = bytes_out = 0
@@ -435,10 +442,14 @@ def pipe(
                 bytes_in += size
                 if digest == "source":
                     hasher.update(chunk)
+                if tap and tap_side == "source":
+                    tap(chunk)
                 out = transform.feed(chunk) if transform else chunk
                 if out:
                     if digest == "sink":
                         hasher.update(out)
+                    if tap and tap_side == "sink":
+                        tap(memoryview(out))
                     bytes_out += len(out)
                     try:
                         _write_all(writer, out)
@@ -459,6 +470,10 @@ def pipe(
                 snk.kill()
                 raise source_error(source.argv, src_code, src.stderr())
             tail = transform.finish() if transform else b""
+            if tail and tap and tap_side == "sink":
+                tap(memoryview(tail))
+            if before_end:
+                before_end()
             if tail:
                 if digest == "sink":
                     hasher.update(tail)

@@ -112,6 +112,9 @@ def test_settings_refresh_when_overridden() -> None:
             {"REMOTE": "r:", "TASK_SOFT_TIME_LIMIT": 100, "TASK_TIME_LIMIT": 50},
             ["django_rclone_celery.E010"],
         ),
+        ({"REMOTE": "r:", "SQLITE_LOCK_TIMEOUT": 0}, ["django_rclone_celery.E068"]),
+        ({"REMOTE": "r:", "SQLITE_LOCK_TIMEOUT": "5"}, ["django_rclone_celery.E003"]),
+        ({"REMOTE": "r:", "SQLITE_LOCK_TIMEOUT": 1}, []),
         ({"REMOTE": "r:", "REMOTEE": "typo"}, ["django_rclone_celery.W001"]),
     ],
 )

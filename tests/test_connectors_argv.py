@@ -162,14 +162,19 @@ def test_mysql_password_with_nul_is_a_configuration_error() -> None:
 
 
 # SQLite --------------------------------------------------------------------------
-def test_sqlite_argv() -> None:
+def test_sqlite_argv(drc_config: Any) -> None:
     c = SqliteConnector("x", {"NAME": "/srv/app.sqlite3"})
+    # .timeout: the dump waits SQLITE_LOCK_TIMEOUT (60 s by default) for a writer's lock.
     assert c.dump_command(compress=False).argv == (
         "sqlite3",
         "-readonly",
+        "-cmd",
+        ".timeout 60000",
         "/srv/app.sqlite3",
         ".dump",
     )
+    drc_config(SQLITE_LOCK_TIMEOUT=5)
+    assert c.dump_command(compress=False).argv[2:4] == ("-cmd", ".timeout 5000")
     assert c.restore_command("/srv/app.sqlite3.restore-tmp").argv == (
         "sqlite3",
         "-bail",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -12,6 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
 from .. import process
+from ..completeness import StreamCheck, stream_check
 from ..exceptions import ProcessError
 from ..process import Command, Transform
 
@@ -110,6 +111,24 @@ class Connector(ABC):
                 continue
             versions[tool] = out.decode("utf-8", "replace").strip().splitlines()[0]
         return versions
+
+    def stream_check(self, *, dumping: bool = False, counting: bool = False) -> StreamCheck | None:
+        """The completeness check of this engine's dumps (``completeness.py``); None: none.
+
+        ``dumping`` is True while this connector's own dump tool writes the stream;
+        ``counting`` asks for row counts even where they cost more (verification).
+        """
+        return stream_check(self.vendor, counting=counting)
+
+    @contextmanager
+    def counted_snapshot(self) -> Iterator[Callable[[], dict[str, int] | None]]:
+        """While the block runs, the dump reads one snapshot that rows are counted in.
+
+        Yields a callable, called once the dump has ended, that returns the
+        row counts of that snapshot (None: not counted here; the stream check
+        counts them instead, as for SQLite and MariaDB).
+        """
+        yield lambda: None
 
     def row_counts(self) -> dict[str, int]:
         """Per-table row counts where they are cheap (estimates on server engines)."""

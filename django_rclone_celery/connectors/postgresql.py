@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
@@ -81,6 +83,8 @@ class PostgresConnector(Connector):
     # (PGCLONE_CONN_DB) and server settings (statement_timeout...) for its SQL sessions.
     conn_db: str | None = None
     session_settings: Mapping[str, str] = MappingProxyType({})
+    # Set while counted_snapshot() holds an exported snapshot open for pg_dump.
+    snapshot: str | None = None
 
     def _conn_args(self) -> list[str]:
         args = ["--no-password"]
@@ -105,8 +109,28 @@ class PostgresConnector(Connector):
         argv = [self.dump_tool, "--format=custom", *self._conn_args()]
         if not compress:
             argv.append("--compress=0")
+        if self.snapshot:
+            argv.append(f"--snapshot={self.snapshot}")
         argv += [*extra, f"--dbname={self.name}"]
         return self._command(argv)
+
+    @contextmanager
+    def counted_snapshot(self) -> Iterator[Callable[[], dict[str, int] | None]]:
+        """Export a snapshot for ``pg_dump --snapshot`` and count every table in it.
+
+        The counts run beside the dump, in the exporting transaction, so they
+        are exactly the rows the archive holds (pg_dump writes one chunk per
+        row: counting them from the stream would cost more than the dump's
+        check). If no snapshot can be exported, the dump reads its own and
+        the manifest gets no counts rather than another moment's.
+        """
+        counter = _SnapshotCounter(self)
+        self.snapshot = counter.start()
+        try:
+            yield counter.result
+        finally:
+            self.snapshot = None
+            counter.finish()
 
     def restore_command(self, target: str, *, exit_on_error: bool = True) -> Command:
         # pgclone passes exit_on_error=False: it reads every error from stderr and
@@ -244,6 +268,76 @@ class PostgresConnector(Connector):
                 if attempt == SWAP_ATTEMPTS or "being accessed" not in str(exc):
                     raise
                 time.sleep(0.2 * attempt)
+
+
+class _SnapshotCounter:
+    """A thread holding a REPEATABLE READ transaction: it exports its snapshot,
+    counts the rows of every table in it, and stays open until the dump ends."""
+
+    def __init__(self, connector: PostgresConnector) -> None:
+        self.connector = connector
+        self.exported: queue.Queue[str | None] = queue.Queue()
+        self.done = threading.Event()  # the dump ended (or failed): commit, close
+        self.counted = threading.Event()
+        self.counts: dict[str, int] | None = None
+        self.thread = threading.Thread(target=self._run, name="drc-snapshot", daemon=True)
+
+    def start(self) -> str | None:
+        self.thread.start()
+        try:
+            return self.exported.get(timeout=60)
+        except queue.Empty:
+            return None
+
+    def result(self) -> dict[str, int] | None:
+        """The counts, once the dump has ended well (they may still be running)."""
+        self.counted.wait()
+        self.finish()
+        return self.counts
+
+    def finish(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        exported = False
+        try:
+            with self.connector.cursor() as cursor:
+                cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cursor.execute("SELECT pg_export_snapshot()")
+                self.exported.put(cursor.fetchone()[0])
+                exported = True
+                try:
+                    self.counts = self._count(cursor)
+                except Exception:
+                    logger.debug("row counts in the dump's snapshot failed", exc_info=True)
+                finally:
+                    self.counted.set()
+                # pg_dump imports the snapshot when it starts: keep it until the dump ends.
+                self.done.wait()
+                cursor.execute("COMMIT")
+        except Exception:
+            logger.debug("no snapshot exported for pg_dump", exc_info=True)
+        finally:
+            self.counted.set()
+            if not exported:
+                self.exported.put(None)
+
+    def _count(self, cursor: Any) -> dict[str, int]:
+        cursor.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
+            "AND n.nspname NOT LIKE 'pg\\_%'"
+        )
+        counts = {}
+        for schema, table in cursor.fetchall():
+            if self.done.is_set():  # the dump failed: nobody waits for these
+                raise RuntimeError("the dump ended before its rows were counted")
+            quoted = f"{self.connector.quote(schema)}.{self.connector.quote(table)}"
+            cursor.execute(f"SELECT count(*) FROM ONLY {quoted}")
+            counts[f"{schema}.{table}"] = int(cursor.fetchone()[0])
+        return counts
 
 
 class PostgisConnector(PostgresConnector):

@@ -7,6 +7,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from ..completeness import SqliteDump
 from ..exceptions import ConfigurationError, RestoreError
 from ..process import Command
 from .base import Connector, Inventory, Staging
@@ -25,9 +26,24 @@ class SqliteConnector(Connector):
             raise ConfigurationError(f"database {self.alias!r} is not a SQLite file: {name!r}")
         return name
 
+    @property
+    def lock_timeout(self) -> int:
+        """Seconds the dump waits for a writer's lock (``SQLITE_LOCK_TIMEOUT``)."""
+        from ..conf import get_settings
+
+        return get_settings().sqlite_lock_timeout
+
     def dump_command(self, *, compress: bool) -> Command:
         # -readonly: a missing file is an error, not a new empty database.
-        return Command(argv=(self.dump_tool, "-readonly", self._path(), ".dump"))
+        # .timeout: wait for a writer's lock instead of dumping a failed read;
+        # .dump reads in one transaction, so the dump is one consistent snapshot.
+        # Past the bound sqlite3 still exits 0: SqliteDump reads its ERROR line.
+        wait = f".timeout {self.lock_timeout * 1000}"
+        return Command(argv=(self.dump_tool, "-readonly", "-cmd", wait, self._path(), ".dump"))
+
+    def stream_check(self, *, dumping: bool = False, counting: bool = False) -> SqliteDump:
+        # A lock error in a stored backup says nothing about today's setting.
+        return SqliteDump(lock_timeout=self.lock_timeout if dumping else None)
 
     def restore_command(self, target: str) -> Command:
         # -bail stops at the first error and exits non-zero.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Literal
 
 import django
 
 from .. import naming, process, signals
+from ..completeness import StreamCheck
 from ..compression import chain, compressor, suffix
 from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
@@ -46,20 +49,27 @@ def _list_and_sweep(rclone: Rclone, directory: str, settings: Settings) -> list[
     return entries
 
 
-def _describe(connector: Connector, format: str) -> tuple[dict[str, str], dict[str, int]]:
-    """Tool versions and row counts; failures here must not fail the backup."""
+def _describe(connector: Connector, format: str) -> dict[str, str]:
+    """Tool versions; failures here must not fail the backup."""
     if format == "portable":
-        return {"django": django.get_version()}, {}
+        return {"django": django.get_version()}
     try:
-        versions = connector.tool_versions()
+        return connector.tool_versions()
     except Exception:  # pragma: no cover - defensive
-        versions = {}
-    try:
-        counts = connector.row_counts()
-    except Exception:
-        logger.debug("row counts unavailable for %s", connector.alias, exc_info=True)
-        counts = {}
-    return versions, counts
+        return {}
+
+
+def _counts(
+    check: StreamCheck | None, snapshot_counts: Callable[[], dict[str, int] | None]
+) -> dict[str, int]:
+    """The dump's own row counts: from its stream, or from the snapshot it read."""
+    counted = check.counts() if check else None
+    if counted is None:
+        counted = snapshot_counts()
+        tables = check.tables() if check else None
+        if counted is not None and tables is not None:
+            counted = {name: rows for name, rows in counted.items() if name in tables}
+    return counted or {}
 
 
 def _inventory(connector: Connector, format: str) -> dict[str, list[str]]:
@@ -112,16 +122,17 @@ def backup_database(
         provisional = join(
             directory, naming.render(settings, database=database, ext=ext, when=started)
         )
-    # The listing (for a free name, and to sweep stale partials), tool versions
-    # and row counts each cost a process start or a query: they run beside
-    # the dump instead of before it.
+    # The listing (for a free name, and to sweep stale partials), the tool
+    # versions and the schema inventory each cost a process start or a query:
+    # they run beside the dump instead of before it. Row counts come from the
+    # dump's own stream or snapshot (completeness.py).
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="drc-backup") as pool:
         listed = pool.submit(_list_and_sweep, rclone, directory, settings)
         described = pool.submit(_describe, connector, format)
         inventory = pool.submit(_inventory, connector, format)
         with publishing(rclone, provisional) as publication:
             with run.stage("dump"):
-                exact_counts: dict[str, int] | None = None
+                exact_counts: dict[str, int]
                 if format == "portable":
                     stats, exact_counts = portable_stream.upload(
                         rclone,
@@ -132,24 +143,35 @@ def backup_database(
                         threads=settings.compression_threads,
                     )
                 else:
-                    stats = process.pipe(
-                        connector.dump_command(compress=kind == "native"),
-                        rclone.rcat(publication.partial),
-                        transform=chain(
-                            connector.script_filter(),
-                            compressor(
-                                kind, settings.compression_level, settings.compression_threads
+                    # Judged before rclone sees the end of its input: a dump that
+                    # did not end is never uploaded whole, let alone published.
+                    check = connector.stream_check(dumping=True)
+                    with connector.counted_snapshot() as snapshot_counts:
+                        stats = process.pipe(
+                            connector.dump_command(compress=kind == "native"),
+                            rclone.rcat(publication.partial),
+                            transform=chain(
+                                connector.script_filter(),
+                                compressor(
+                                    kind, settings.compression_level, settings.compression_threads
+                                ),
                             ),
-                        ),
-                        digest="sink",
-                        progress=run.byte_counter(),
-                        sink_error=RcloneError,
-                    )
+                            digest="sink",
+                            progress=run.byte_counter(),
+                            sink_error=RcloneError,
+                            tap=check.feed if check else None,
+                            before_end=(
+                                partial(check.check, f"the dump of database {database!r}")
+                                if check
+                                else None
+                            ),
+                        )
+                        exact_counts = _counts(check, snapshot_counts)
             with run.stage("publish"):
                 taken = {entry.name for entry in listed.result()}
                 name = _unique_name(settings, database, ext, taken, started)
                 final = join(directory, name)
-                versions, counts = described.result()
+                versions = described.result()
                 manifest = Manifest(
                     database=database,
                     engine=connector.engine,
@@ -161,10 +183,8 @@ def backup_database(
                     sha256=stats.sha256,
                     created=datetime.now(timezone.utc).isoformat(),
                     tool_versions=versions,
-                    row_counts=counts if exact_counts is None else exact_counts,
-                    row_counts_from="dump"
-                    if exact_counts is not None or connector.row_counts_exact
-                    else "",
+                    row_counts=exact_counts,
+                    row_counts_from="dump" if exact_counts else "",
                     inventory=inventory.result(),
                 )
                 publication.commit(manifest.to_bytes(), final=final)

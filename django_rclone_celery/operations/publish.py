@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from .. import naming, process
+from ..completeness import StreamCheck
 from ..exceptions import RcloneError
 from ..process import Command, PipeStats, Transform
 from ..rclone import Rclone
@@ -75,10 +77,12 @@ def stream_and_publish(
     manifest: Callable[[PipeStats], bytes] | None = None,
     transform: Transform | None = None,
     progress: Callable[[int], None] | None = None,
+    check: StreamCheck | None = None,
 ) -> PipeStats:
     """Upload ``source``'s stdout to ``final`` atomically, with ``final.manifest.json``.
 
     ``manifest`` builds the manifest from the stream's size and checksum.
+    ``check`` judges the stream's completeness before the upload may end.
     """
     with publishing(rclone, final) as publication:
         stats = process.pipe(
@@ -88,6 +92,8 @@ def stream_and_publish(
             digest="sink",
             progress=progress,
             sink_error=RcloneError,
+            tap=check.feed if check else None,
+            before_end=partial(check.check, f"the dump for {final!r}") if check else None,
         )
         publication.commit(manifest(stats) if manifest else None)
     return stats

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from .. import naming, process, signals
 from ..compression import ZSTD_SUFFIX, chain, decompressor
@@ -248,6 +249,10 @@ def load_staged(
     """
     staging = connector.staging()
     prepared = False
+    # The same completeness check as the backup's, on the decoded stream, with
+    # or without a manifest: a dump that did not end is never swapped in, and
+    # the restore tool is killed before it sees the end of its input.
+    check = connector.stream_check()
     try:
         with run.stage("prepare"):
             staging.prepare()
@@ -264,6 +269,9 @@ def load_staged(
                 digest="source",
                 progress=run.byte_counter(manifest.size or size),
                 source_error=RcloneError,
+                tap=check.feed if check else None,
+                tap_side="sink",
+                before_end=partial(check.check, f"backup {name!r}") if check else None,
             )
             if manifest.sha256 and stats.sha256 != manifest.sha256:
                 raise InvalidBackup(

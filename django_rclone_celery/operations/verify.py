@@ -9,9 +9,13 @@ streamed once with ``rclone cat`` and checked on the way:
 3. the engine's own reader where one is cheap: ``pg_restore --file=-`` reads
    a custom-format archive through every data block into nothing (``--list``
    would stop after the table of contents and pass a truncated archive);
-   mysqldump's last line is ``-- Dump completed``, ``sqlite3 .dump``'s is
-   ``COMMIT;``; a portable backup goes through the portable reader, and its
-   row counts must match the manifest's. MongoDB archives are not parsed.
+   a portable backup goes through the portable reader, and its row counts
+   must match the manifest's. MongoDB archives are not parsed;
+4. every native dump goes through the backup path's own completeness check
+   (``completeness.py``: mysqldump's last line is ``-- Dump completed``,
+   ``sqlite3 .dump``'s is ``COMMIT;`` with no ERROR line, a custom archive
+   has a data block for every entry), and the rows it counts must be the
+   manifest's when the manifest counted them from the stream.
 
 ``restore=True`` then restores it into the connector's staged copy, checks
 that copy, compares its schema objects and row counts with the manifest's
@@ -51,7 +55,6 @@ from .run import ProgressCallback, Run
 logger = logging.getLogger("django_rclone_celery")
 
 OPERATION = "db_verify"
-TAIL_KEEP = 4096  # bytes of decoded output kept to find a dump's last line
 
 
 class _Stop(Exception):
@@ -218,11 +221,11 @@ def _read_and_check(
 def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | None:
     """Decode the dump and run the engine's check on it; returns what is wrong, if anything."""
     unpack = decompressor(manifest.compression)  # type: ignore[arg-type]
-    tail = b""
+    # The backup path's own completeness check (completeness.py), fed the decoded dump.
+    check = connector.stream_check(counting=True)
     damage: list[str] = []
 
     def decoded() -> Iterator[bytes]:
-        nonlocal tail
         while chunk := tap.read(CHUNK_SIZE):
             try:
                 out = bytes(unpack.feed(memoryview(chunk))) if unpack else chunk
@@ -230,7 +233,8 @@ def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | N
                 damage.append(f"its zstd stream is corrupt ({exc})")
                 raise _Stop from None
             if out:
-                tail = out[-TAIL_KEEP:] if len(out) >= TAIL_KEEP else (tail + out)[-TAIL_KEEP:]
+                if check:
+                    check.feed(out)
                 yield out
         if unpack:
             try:
@@ -250,9 +254,18 @@ def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | N
         pass
     if damage:
         return damage[0]
-    if structure:
+    if structure:  # the engine's own reader explains best what it cannot read
         return structure
-    return _end_marker_problem(connector.vendor, tail)
+    if check:
+        problem = check.problem()
+        if problem:
+            return f"it {problem}"
+        counted = check.counts()
+        if counted is not None and manifest.row_counts_from == "dump":
+            differ = _count_difference(counted, manifest.row_counts)
+            if differ:
+                return differ
+    return None
 
 
 def _pg_restore_reads(connector: Connector, stream: Iterator[bytes]) -> str | None:
@@ -264,16 +277,6 @@ def _pg_restore_reads(connector: Connector, stream: Iterator[bytes]) -> str | No
         if exc.returncode == 127:  # no pg_restore here: not the backup's fault
             raise
         return f"pg_restore cannot read it as a custom-format archive: {exc}"
-    return None
-
-
-def _end_marker_problem(vendor: str, tail: bytes) -> str | None:
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    last = lines[-1] if lines else b""
-    if vendor == "mysql" and not last.startswith(b"-- Dump completed"):
-        return "it does not end with mysqldump's '-- Dump completed' line (cut short)"
-    if vendor == "sqlite" and last != b"COMMIT;":
-        return "it does not end with sqlite3's final 'COMMIT;' (cut short or dumped with errors)"
     return None
 
 
@@ -301,16 +304,23 @@ def _scan_portable(tap: _Tap, manifest: Manifest, name: str) -> str | None:
             counts[header.table] = counts.get(header.table, 0) + rows
     except InvalidBackup as exc:  # PortableFormatError: bad line, cut short, bad zstd
         return str(exc)
-    if manifest.row_counts and counts != manifest.row_counts:
-        differ = sorted(set(counts) ^ set(manifest.row_counts)) + sorted(
-            t for t in set(counts) & set(manifest.row_counts) if counts[t] != manifest.row_counts[t]
-        )
-        shown = ", ".join(
-            f"{t}: {counts.get(t, 'missing')} (manifest: {manifest.row_counts.get(t, 'missing')})"
-            for t in differ[:5]
-        )
-        return f"its row counts differ from its manifest's: {shown}"
+    if manifest.row_counts:
+        return _count_difference(counts, manifest.row_counts)
     return None
+
+
+def _count_difference(counts: dict[str, int], claimed: dict[str, int]) -> str | None:
+    """How the rows in the backup differ from what its manifest claims; None if they agree."""
+    if counts == claimed:
+        return None
+    differ = sorted(set(counts) ^ set(claimed)) + sorted(
+        t for t in set(counts) & set(claimed) if counts[t] != claimed[t]
+    )
+    shown = ", ".join(
+        f"{t}: {counts.get(t, 'missing')} (manifest: {claimed.get(t, 'missing')})"
+        for t in differ[:5]
+    )
+    return f"its row counts differ from its manifest's: {shown}"
 
 
 def _why_no_trial(connector: Connector, manifest: Manifest) -> str:

@@ -150,6 +150,7 @@ def dump_run(
             final,
             manifest=manifest,
             progress=run.byte_counter(),
+            check=connector.stream_check(dumping=True),
         )
     return PgcloneResult(
         operation="pgclone_dump",

@@ -47,5 +47,6 @@ DJANGO_RCLONE = {
     "WATCHDOG_INTERVAL": 300,
     # this project's identity on a shared remote or Redis
     "NAMESPACE": None,
+    "SQLITE_LOCK_TIMEOUT": 60,
 }
 # --8<-- [end:settings]
