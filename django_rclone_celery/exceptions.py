@@ -9,6 +9,7 @@
     ├── RestoreError              a restore failed; the live database was left as it was
     ├── HookFailed                a pgclone pre-dump or pre-swap hook command raised
     ├── CopyError                 a pgclone copy was refused or failed
+    ├── SyncRefused               a media guard refused a sync before anything changed
     └── ProcessError              an external program failed (argv, returncode, stderr)
         └── RcloneError           ... and that program was rclone (knows if transient)
 
@@ -58,6 +59,10 @@ class HookFailed(DjangoRcloneCeleryError):
 
 class CopyError(DjangoRcloneCeleryError):
     """A pgclone copy was refused (reserved or existing target) or failed."""
+
+
+class SyncRefused(DjangoRcloneCeleryError):
+    """A media backup or restore was refused (empty source, too many deletions); nothing changed."""
 
 
 class ProcessError(DjangoRcloneCeleryError):

@@ -58,6 +58,15 @@ def _parse_time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+def _files_from(files: Iterable[str] | None) -> tuple[bytes | None, list[str]]:
+    if files is None:
+        return None, []
+    return "".join(f"{name}\n" for name in files).encode("utf-8", "surrogateescape"), [
+        "--files-from-raw",
+        "-",
+    ]
+
+
 class Rclone:
     """Builds rclone commands from settings and runs them through the gateway."""
 
@@ -90,11 +99,18 @@ class Rclone:
     def get_bytes(self, path: str) -> bytes:
         return self._run("cat", path)
 
-    def lsjson(self, path: str, *, recursive: bool = False) -> list[Entry]:
-        """List a directory; a directory that does not exist yet is empty."""
-        args = ["lsjson", path, "--files-only"]
+    def lsjson(
+        self, path: str, *, recursive: bool = False, modtime: bool = True, dirs: bool = False
+    ) -> list[Entry]:
+        """List a directory's files (or, with ``dirs``, its directories); missing is empty.
+
+        ``modtime=False`` skips modification times (on S3 each one costs a request).
+        """
+        args = ["lsjson", path, "--dirs-only" if dirs else "--files-only"]
         if recursive:
             args.append("--recursive")
+        if not modtime:
+            args += ["--no-modtime", "--no-mimetype"]
         try:
             raw = self._run(*args)
         except RcloneError as exc:
@@ -120,6 +136,32 @@ class Rclone:
 
     def copy(self, src: str, dst: str, *extra: str) -> None:
         self._run("copy", src, dst, *extra)
+
+    def transfer(
+        self, verb: str, src: str, dst: str, files: Iterable[str] | None, *extra: str
+    ) -> None:
+        """``rclone sync|copy|delete`` limited to ``files`` (paths relative to ``src``)."""
+        listed, args = _files_from(files)
+        self._run(verb, src, *([dst] if dst else []), *args, *extra, input=listed)
+
+    def changes(
+        self, verb: str, src: str, dst: str, files: Iterable[str] | None = None
+    ) -> list[tuple[str, str]]:
+        """What ``rclone sync|copy src dst`` would do, as (mark, path), changing nothing.
+
+        Marks as in ``--combined``: ``=`` same, ``+`` only in src (copied), ``*``
+        different (replaced), ``-`` only in dst (deleted by a sync), ``!`` error.
+        """
+        listed, args = _files_from(files)
+        # One attempt: a retried pass would repeat its lines.
+        out = self._run(
+            verb, src, dst, *args, "--dry-run", "--combined", "-", "--retries", "1", input=listed
+        )
+        marks = []
+        for line in out.decode("utf-8", "surrogateescape").split("\n"):
+            if len(line) > 2 and line[1] == " " and line[0] in "=+*-!":
+                marks.append((line[0], line[2:]))
+        return marks
 
     def version(self) -> str:
         first = self._run("version").decode("utf-8", "replace").splitlines()

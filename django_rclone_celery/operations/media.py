@@ -1,17 +1,39 @@
-"""Media backup and restore: ``rclone sync`` between ``MEDIA_ROOT`` and the remote."""
+"""Media backup and restore: guarded, planned syncs between ``MEDIA_ROOT`` and the remote.
+
+Every sync is planned first (rclone's own ``--dry-run --combined`` report, so
+the comparison is rclone's), the guards decide on the plan, and only then
+does anything change, limited to the planned files:
+
+* an empty or missing source is refused unless ``allow_empty``;
+* more deletions than ``MEDIA_MAX_DELETE`` (or ``max_delete``) are refused;
+* a backup moves what it replaces or deletes in the mirror into a version
+  folder and records the new state as a point (see :mod:`media_history`),
+  so every kept point can be restored exactly.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from django.conf import settings as django_settings
 
-from .. import signals
-from ..conf import Settings, get_settings
-from ..exceptions import ConfigurationError
+from .. import media_history, retention, signals
+from ..conf import Settings, get_settings, max_delete_limit
+from ..exceptions import ConfigurationError, InvalidBackup, SyncRefused
+from ..media_history import Point
 from ..rclone import Entry, Rclone, join
-from ..results import MediaResult
+from ..results import MediaCleanupResult, MediaPointInfo, MediaResult
 from .run import ProgressCallback, Run
+
+logger = logging.getLogger("django_rclone_celery")
+
+MaxDelete = int | str | None
 
 
 def media_root() -> str:
@@ -25,57 +47,371 @@ def media_dir(settings: Settings) -> str:
     return join(settings.remote, settings.media_backup_dir)
 
 
+def history_dir(settings: Settings) -> str:
+    return join(settings.remote, settings.media_backup_dir + media_history.HISTORY_SUFFIX)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaPlan:
+    """What a sync will do, decided before it does anything."""
+
+    source: str
+    destination: str
+    copy: list[str]  # only in the source
+    replace: list[str]  # in both, different
+    delete: list[str]  # only in the destination
+    files: dict[str, int]  # the destination's files afterwards, path -> size (-1: unknown)
+    destination_files: int  # the destination's files before
+    bytes: int  # what the copies and replacements move
+    point: str | None = None  # restore --at: the point restored
+    # restore: source directory -> the planned copies and replacements read from it
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.copy or self.replace or self.delete)
+
+
+def _guard(plan: MediaPlan, allow_empty: bool, max_delete: MaxDelete, settings: Settings) -> None:
+    """Refuse, before anything changes, a sync from an empty source or over the deletion limit."""
+    if not plan.files:
+        if not allow_empty:
+            raise SyncRefused(
+                f"refusing to sync from {plan.source}: it holds no files, so every file in "
+                f"{plan.destination} ({plan.destination_files}) would be deleted. Check "
+                "REMOTE, MEDIA_BACKUP_DIR and MEDIA_ROOT; pass --allow-empty "
+                "(allow_empty=True) if an empty source is intended."
+            )
+        return  # an intended empty source deletes everything: a limit cannot apply
+    limit_setting = settings.media_max_delete if max_delete is None else max_delete
+    limit = max_delete_limit(limit_setting, plan.destination_files)
+    if len(plan.delete) > limit:
+        raise SyncRefused(
+            f"refusing to sync {plan.source} to {plan.destination}: it would delete "
+            f"{len(plan.delete)} of the {plan.destination_files} files there, more than the "
+            f"limit of {limit} (MEDIA_MAX_DELETE={limit_setting!r}); nothing was changed. "
+            "Pass --max-delete (max_delete=) to allow it for this run."
+        )
+
+
+def _sizes(root: str, paths: list[str]) -> dict[str, int]:
+    sizes = {}
+    for path in paths:
+        try:
+            sizes[path] = os.stat(os.path.join(root, path)).st_size
+        except OSError:
+            sizes[path] = -1  # gone since the plan, or a name rclone encodes
+    return sizes
+
+
+def _marks(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = defaultdict(list)
+    for mark, path in pairs:
+        found[mark].append(path)
+    return found
+
+
+# Backup ---------------------------------------------------------------------
+def plan_backup(
+    *, allow_empty: bool = False, max_delete: MaxDelete = None, settings: Settings | None = None
+) -> MediaPlan:
+    """What ``backup_media`` would do; raises :class:`SyncRefused` if a guard refuses it."""
+    settings = settings or get_settings()
+    root = media_root()
+    if not Path(root).is_dir():
+        raise ConfigurationError(f"MEDIA_ROOT {root!r} is not a directory")
+    destination = media_dir(settings)
+    marks = _marks(Rclone(settings).changes("sync", root, destination))
+    files = _sizes(root, marks["="] + marks["+"] + marks["*"])
+    plan = MediaPlan(
+        source=root,
+        destination=destination,
+        copy=marks["+"],
+        replace=marks["*"],
+        delete=marks["-"],
+        files=files,
+        destination_files=len(marks["="]) + len(marks["*"]) + len(marks["-"]),
+        bytes=sum(max(files[p], 0) for p in marks["+"] + marks["*"]),
+    )
+    _guard(plan, allow_empty, max_delete, settings)
+    return plan
+
+
 def backup_media(
     *,
+    allow_empty: bool = False,
+    max_delete: MaxDelete = None,
+    clean: bool = False,
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
 ) -> MediaResult:
-    """Mirror ``MEDIA_ROOT`` to ``REMOTE/MEDIA_BACKUP_DIR`` (incremental)."""
+    """Mirror ``MEDIA_ROOT`` to ``REMOTE/MEDIA_BACKUP_DIR``, keeping what it replaces or deletes.
+
+    Writes a media point; with ``clean``, applies media retention afterwards.
+    """
     settings = settings or get_settings()
     root = media_root()
     if not Path(root).is_dir():
         raise ConfigurationError(f"MEDIA_ROOT {root!r} is not a directory")
     run = Run.start("media_backup", None, run_id, progress)
     destination = media_dir(settings)
+    history = history_dir(settings)
     signals.pre_media_backup.send(sender="media_backup", run_id=run.run_id)
+    rclone = Rclone(settings)
     with run.stage("sync"):
-        Rclone(settings).sync(root, destination)
-    signals.post_media_backup.send_robust(sender="media_backup", run_id=run.run_id)
+        plan = plan_backup(allow_empty=allow_empty, max_delete=max_delete, settings=settings)
+        name = media_history.stamp(datetime.now(timezone.utc))
+        if plan.changes:
+            # Only the planned files: nothing beyond the plan can be deleted.
+            rclone.transfer(
+                "sync",
+                root,
+                destination,
+                plan.copy + plan.replace + plan.delete,
+                "--backup-dir",
+                join(history, name),
+            )
+        counts = _counts(plan)
+        point = Point(
+            name=name,
+            created=media_history.parse_stamp(name),
+            files=len(plan.files),
+            size=sum(max(s, 0) for s in plan.files.values()),
+        )
+        # After the sync: a point always describes what the mirror and versions hold.
+        rclone.put_bytes(join(history, point.record), media_history.encode(plan.files, counts))
+    cleaned = cleanup_media(run_id=run.run_id, settings=settings).deleted if clean else []
+    signals.post_media_backup.send_robust(sender="media_backup", run_id=run.run_id, **counts)
     return MediaResult(
         operation="media_backup",
         source=root,
         destination=destination,
         duration=run.elapsed,
         run_id=run.run_id,
+        files=point.files,
+        size=point.size,
+        point=name,
+        cleaned=cleaned,
+        copied=len(plan.copy),
+        replaced=len(plan.replace),
+        deleted=len(plan.delete),
+        bytes=plan.bytes,
     )
+
+
+def _counts(plan: MediaPlan) -> dict[str, int]:
+    return {
+        "copied": len(plan.copy),
+        "replaced": len(plan.replace),
+        "deleted": len(plan.delete),
+        "bytes": plan.bytes,
+    }
+
+
+# Restore --------------------------------------------------------------------
+def _point_files(
+    rclone: Rclone, settings: Settings, at: str | datetime
+) -> tuple[Point, dict[str, str], dict[str, int]]:
+    """The point ``at`` names, where each of its files is kept, and their sizes."""
+    history = history_dir(settings)
+    listed = media_history.points(e.name for e in rclone.lsjson(history, modtime=False))
+    point = media_history.select(listed, at)
+    record = media_history.decode(rclone.get_bytes(join(history, point.record)), point.name)
+    folders: dict[str, dict[str, int]] = defaultdict(dict)
+    for entry in rclone.lsjson(history, recursive=True, modtime=False):
+        folder, _, path = entry.path.partition("/")
+        if path and media_history.STAMP.fullmatch(folder):
+            folders[folder][path] = entry.size
+    where = media_history.locate(point.name, record, {k: set(v) for k, v in folders.items()})
+    mirror = media_dir(settings)
+    in_mirror = {e.path: e.size for e in rclone.lsjson(mirror, recursive=True, modtime=False)}
+    sources: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for path, size in record.items():
+        kept = where[path]
+        found = in_mirror.get(path) if kept is None else folders[kept][path]
+        if found is None or (size >= 0 and found != size):
+            kept_in = "the mirror" if kept is None else f"version folder {kept}"
+            raise InvalidBackup(
+                f"media point {point.name} cannot be rebuilt: {path!r} is "
+                f"{'missing from' if found is None else 'a different size in'} {kept_in}"
+            )
+        sources[path] = mirror if kept is None else join(history, kept)
+        sizes[path] = found
+    return point, sources, sizes
+
+
+def plan_restore(
+    *,
+    at: str | datetime | None = None,
+    allow_empty: bool = False,
+    max_delete: MaxDelete = None,
+    settings: Settings | None = None,
+) -> MediaPlan:
+    """What ``restore_media`` would do; raises :class:`SyncRefused` if a guard refuses it."""
+    settings = settings or get_settings()
+    root = media_root()
+    rclone = Rclone(settings)
+    mirror = media_dir(settings)
+    point: Point | None = None
+    if at is None:
+        sizes = {e.path: e.size for e in rclone.lsjson(mirror, recursive=True, modtime=False)}
+        sources = dict.fromkeys(sizes, mirror)
+    else:
+        point, sources, sizes = _point_files(rclone, settings, at)
+    local = {e.path for e in rclone.lsjson(root, recursive=True, modtime=False)}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for path, source in sources.items():
+        groups[source].append(path)
+    copy: list[str] = []
+    replace: list[str] = []
+    planned: dict[str, list[str]] = {}
+    for source, paths in groups.items():
+        # rclone compares each file (size, time) as a sync would.
+        marks = _marks(rclone.changes("copy", source, root, files=paths))
+        copy += marks["+"]
+        replace += marks["*"]
+        if marks["+"] or marks["*"]:
+            planned[source] = marks["+"] + marks["*"]
+    plan = MediaPlan(
+        source=mirror if point is None else f"{history_dir(settings)} (point {point.name})",
+        destination=root,
+        copy=sorted(copy),
+        replace=sorted(replace),
+        delete=sorted(local - set(sizes)),
+        files=sizes,
+        destination_files=len(local),
+        bytes=sum(sizes[p] for p in copy + replace),
+        point=None if point is None else point.name,
+        groups=planned,
+    )
+    _guard(plan, allow_empty, max_delete, settings)
+    return plan
 
 
 def restore_media(
     *,
+    at: str | datetime | None = None,
+    allow_empty: bool = False,
+    max_delete: MaxDelete = None,
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
+    confirm: Callable[[MediaPlan], bool] | None = None,
 ) -> MediaResult:
-    """Mirror the remote media back into ``MEDIA_ROOT``; local extras are deleted."""
+    """Make ``MEDIA_ROOT`` exactly the mirror, or with ``at`` exactly that media point.
+
+    Local files not in it are deleted, within the guards. ``confirm`` sees the
+    plan before anything changes; if it returns False nothing is changed and
+    :class:`SyncRefused` is raised.
+    """
     settings = settings or get_settings()
     root = media_root()
     run = Run.start("media_restore", None, run_id, progress)
-    source = media_dir(settings)
     signals.pre_media_restore.send(sender="media_restore", run_id=run.run_id)
+    rclone = Rclone(settings)
     with run.stage("sync"):
+        plan = plan_restore(
+            at=at, allow_empty=allow_empty, max_delete=max_delete, settings=settings
+        )
+        if confirm is not None and not confirm(plan):
+            raise SyncRefused("media restore cancelled; nothing was changed")
         Path(root).mkdir(parents=True, exist_ok=True)
-        Rclone(settings).sync(source, root)
-    signals.post_media_restore.send_robust(sender="media_restore", run_id=run.run_id)
+        for source, paths in plan.groups.items():
+            rclone.transfer("copy", source, root, paths)
+        if plan.delete:
+            # After the copies: a failed copy leaves the local files in place.
+            rclone.transfer("delete", root, "", plan.delete)
+    counts = _counts(plan)
+    signals.post_media_restore.send_robust(sender="media_restore", run_id=run.run_id, **counts)
     return MediaResult(
         operation="media_restore",
-        source=source,
+        source=plan.source,
         destination=root,
         duration=run.elapsed,
         run_id=run.run_id,
+        files=len(plan.files),
+        size=sum(plan.files.values()),
+        point=plan.point,
+        copied=len(plan.copy),
+        replaced=len(plan.replace),
+        deleted=len(plan.delete),
+        bytes=plan.bytes,
     )
 
 
+# Listing and retention ------------------------------------------------------
 def list_media(*, settings: Settings | None = None) -> list[Entry]:
+    """The files of the mirror (the latest state)."""
     settings = settings or get_settings()
     return Rclone(settings).lsjson(media_dir(settings), recursive=True)
+
+
+def list_media_points(*, settings: Settings | None = None) -> list[MediaPointInfo]:
+    """The kept media points, newest first."""
+    settings = settings or get_settings()
+    entries = Rclone(settings).lsjson(history_dir(settings), modtime=False)
+    return [
+        MediaPointInfo(name=p.name, time=p.created, files=p.files, size=p.size)
+        for p in media_history.points(e.name for e in entries)
+    ]
+
+
+def cleanup_media(
+    *,
+    keep: int | None = None,
+    dry_run: bool = False,
+    run_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> MediaCleanupResult:
+    """Drop the media points no retention rule keeps, and the versions only they needed.
+
+    The rules and settings are the database ones (``DB_CLEANUP_KEEP*``, see
+    :mod:`retention`); ``keep`` overrides ``DB_CLEANUP_KEEP``. The mirror is
+    never touched. Every kept point's record is read first: one that cannot
+    be read stops the cleanup before anything is deleted.
+    """
+    settings = settings or get_settings()
+    policy = retention.Policy.from_settings(settings, keep=keep)
+    run = Run.start("media_cleanup", None, run_id, progress)
+    rclone = Rclone(settings)
+    history = history_dir(settings)
+    with run.stage("cleanup"):
+        entries = rclone.lsjson(history, recursive=True, modtime=False)
+        outcome = retention.plan(
+            media_history.points(e.path for e in entries),
+            policy,
+            now or datetime.now(timezone.utc),
+        )
+        folders: dict[str, set[str]] = defaultdict(set)
+        versions: dict[str, int] = {}
+        for entry in entries:
+            folder, _, path = entry.path.partition("/")
+            if path and media_history.STAMP.fullmatch(folder):
+                folders[folder].add(path)
+                versions[entry.path] = entry.size
+        needed: set[str] = set()
+        for kept in outcome.kept:
+            record = media_history.decode(
+                rclone.get_bytes(join(history, kept.backup.record)), kept.backup.name
+            )
+            for path, where in media_history.locate(kept.backup.name, record, folders).items():
+                if where is not None:
+                    needed.add(f"{where}/{path}")
+        stale = sorted(set(versions) - needed)
+        victims = [p.record for p in outcome.deleted] + stale
+        if not dry_run and victims:
+            rclone.transfer("delete", history, "", victims)
+            rclone.transfer("rmdirs", history, "", None, "--leave-root")  # emptied folders
+    return MediaCleanupResult(
+        kept=[k.backup.name for k in outcome.kept],
+        deleted=[p.name for p in outcome.deleted],
+        versions_deleted=len(stale),
+        bytes_freed=sum(versions[v] for v in stale),
+        run_id=run.run_id,
+        reasons={k.backup.name: list(k.reasons) for k in outcome.kept},
+        dry_run=dry_run,
+    )

@@ -4,14 +4,15 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ...operations import cleanup_backups
-from ..base import OperationCommand
+from ...operations import cleanup_backups, cleanup_media
+from ..base import OperationCommand, human_size
 
 
 class Command(OperationCommand):
     help = (
         "Delete the database backups that no retention rule keeps "
-        "(DB_CLEANUP_KEEP and DB_CLEANUP_KEEP_*); manifests go with their backups."
+        "(DB_CLEANUP_KEEP and DB_CLEANUP_KEEP_*); manifests go with their backups. "
+        "With --media, the media points instead, under the same rules."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,7 +24,16 @@ class Command(OperationCommand):
             help="Delete nothing; print what would be kept and deleted.",
         )
 
+        parser.add_argument(
+            "--media",
+            action="store_true",
+            help="Clean up media history: points no rule keeps, and versions only they needed.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["media"]:
+            self._media(options)
+            return
         alias = options["database"]
         result = self.run_operation(cleanup_backups, database=alias, dry_run=options["dry_run"])
         if options["json"]:
@@ -36,6 +46,26 @@ class Command(OperationCommand):
             self.stdout.write(f"  {name}  ({', '.join(result.reasons.get(name, []))})")
         verb = "Would delete" if result.dry_run else "Deleted"
         self.stdout.write(f"{verb} {len(result.deleted)} backups of {alias}:")
+        for name in result.deleted:
+            self.stdout.write(f"  {name}")
+        if result.dry_run:
+            self.stdout.write(self.style.WARNING("Dry run: nothing was deleted."))
+
+    def _media(self, options: dict[str, Any]) -> None:
+        result = self.run_operation(cleanup_media, dry_run=options["dry_run"])
+        if options["json"]:
+            self.emit(result, "", options)
+            return
+        if options["verbosity"] < 1:
+            return
+        self.stdout.write(f"Kept {len(result.kept)} media points:")
+        for name in result.kept:
+            self.stdout.write(f"  {name}  ({', '.join(result.reasons.get(name, []))})")
+        verb = "Would delete" if result.dry_run else "Deleted"
+        self.stdout.write(
+            f"{verb} {len(result.deleted)} media points and {result.versions_deleted} old "
+            f"file versions ({human_size(result.bytes_freed)}):"
+        )
         for name in result.deleted:
             self.stdout.write(f"  {name}")
         if result.dry_run:
