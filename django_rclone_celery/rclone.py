@@ -102,11 +102,11 @@ class Rclone:
     def lsjson(
         self, path: str, *, recursive: bool = False, modtime: bool = True, dirs: bool = False
     ) -> list[Entry]:
-        """List a directory's files (or, with ``dirs``, its directories); missing is empty.
+        """List a directory's files (with ``dirs``, its directories too); missing is empty.
 
         ``modtime=False`` skips modification times (on S3 each one costs a request).
         """
-        args = ["lsjson", path, "--dirs-only" if dirs else "--files-only"]
+        args = ["lsjson", path] if dirs else ["lsjson", path, "--files-only"]
         if recursive:
             args.append("--recursive")
         if not modtime:
@@ -145,17 +145,25 @@ class Rclone:
         self._run(verb, src, *([dst] if dst else []), *args, *extra, input=listed)
 
     def changes(
-        self, verb: str, src: str, dst: str, files: Iterable[str] | None = None
+        self,
+        verb: str,
+        src: str,
+        dst: str,
+        *extra: str,
+        files: Iterable[str] | None = None,
+        dry_run: bool = True,
     ) -> list[tuple[str, str]]:
-        """What ``rclone sync|copy src dst`` would do, as (mark, path), changing nothing.
+        """What ``rclone sync|copy src dst`` would do (with ``dry_run``) or did, as (mark, path).
 
         Marks as in ``--combined``: ``=`` same, ``+`` only in src (copied), ``*``
         different (replaced), ``-`` only in dst (deleted by a sync), ``!`` error.
         """
         listed, args = _files_from(files)
+        if dry_run:
+            args.append("--dry-run")
         # One attempt: a retried pass would repeat its lines.
         out = self._run(
-            verb, src, dst, *args, "--dry-run", "--combined", "-", "--retries", "1", input=listed
+            verb, src, dst, *args, *extra, "--combined", "-", "--retries", "1", input=listed
         )
         marks = []
         for line in out.decode("utf-8", "surrogateescape").split("\n"):

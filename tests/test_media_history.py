@@ -386,12 +386,13 @@ def test_counts_in_the_task_result_and_run_history(
     backup_media()
     (media_root / "a.txt").unlink()
     (media_root / "docs" / "b.txt").unlink()
-    write(media_root, {"n.txt": b"new"})
     drc_config(MEDIA_MAX_DELETE=1)
     workers.start(concurrency=1)
     with pytest.raises(Exception, match="would delete 2 of the 5 files"):
         task_app.send_task("django_rclone_celery.media_backup").get(timeout=120)
     assert (remote_dir / "media" / "a.txt").exists()
+
+    write(media_root, {"n.txt": b"new"})
 
     result = task_app.send_task(
         "django_rclone_celery.media_backup", kwargs={"max_delete": "40%"}

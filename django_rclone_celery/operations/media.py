@@ -17,6 +17,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,12 +77,7 @@ def _guard(plan: MediaPlan, allow_empty: bool, max_delete: MaxDelete, settings: 
     """Refuse, before anything changes, a sync from an empty source or over the deletion limit."""
     if not plan.files:
         if not allow_empty:
-            raise SyncRefused(
-                f"refusing to sync from {plan.source}: it holds no files, so every file in "
-                f"{plan.destination} ({plan.destination_files}) would be deleted. Check "
-                "REMOTE, MEDIA_BACKUP_DIR and MEDIA_ROOT; pass --allow-empty "
-                "(allow_empty=True) if an empty source is intended."
-            )
+            raise SyncRefused(_empty_message(plan.source, plan.destination, plan.destination_files))
         return  # an intended empty source deletes everything: a limit cannot apply
     limit_setting = settings.media_max_delete if max_delete is None else max_delete
     limit = max_delete_limit(limit_setting, plan.destination_files)
@@ -94,13 +90,44 @@ def _guard(plan: MediaPlan, allow_empty: bool, max_delete: MaxDelete, settings: 
         )
 
 
-def _sizes(root: str, paths: list[str]) -> dict[str, int]:
+def _empty_message(source: str, destination: str, files: int | None) -> str:
+    count = "" if files is None else f" ({files})"
+    return (
+        f"refusing to sync from {source}: it holds no files, so every file in "
+        f"{destination}{count} would be deleted; nothing was changed. Check REMOTE, "
+        "MEDIA_BACKUP_DIR and MEDIA_ROOT; pass --allow-empty (allow_empty=True) if an "
+        "empty source is intended."
+    )
+
+
+def _any_file(root: str) -> bool:
+    return any(names for _, _, names in os.walk(root))
+
+
+def _sizes(root: str, paths: list[str], known: dict[str, int]) -> dict[str, int]:
     sizes = {}
     for path in paths:
-        try:
-            sizes[path] = os.stat(os.path.join(root, path)).st_size
-        except OSError:
-            sizes[path] = -1  # gone since the plan, or a name rclone encodes
+        size = known.get(path)
+        if size is None:
+            try:
+                size = os.stat(os.path.join(root, path)).st_size
+            except OSError:
+                size = -1  # gone since the plan, or a name rclone encodes
+        sizes[path] = size
+    return sizes
+
+
+def _walk(root: str) -> dict[str, int]:
+    """Every local file's size, read while rclone plans (rclone's listing has none)."""
+    sizes = {}
+    for directory, _, names in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        for name in names:
+            try:
+                sizes[prefix + name] = os.stat(os.path.join(directory, name)).st_size
+            except OSError:
+                continue
     return sizes
 
 
@@ -112,18 +139,11 @@ def _marks(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 # Backup ---------------------------------------------------------------------
-def plan_backup(
-    *, allow_empty: bool = False, max_delete: MaxDelete = None, settings: Settings | None = None
+def _backup_plan(
+    root: str, destination: str, marks: dict[str, list[str]], known: dict[str, int]
 ) -> MediaPlan:
-    """What ``backup_media`` would do; raises :class:`SyncRefused` if a guard refuses it."""
-    settings = settings or get_settings()
-    root = media_root()
-    if not Path(root).is_dir():
-        raise ConfigurationError(f"MEDIA_ROOT {root!r} is not a directory")
-    destination = media_dir(settings)
-    marks = _marks(Rclone(settings).changes("sync", root, destination))
-    files = _sizes(root, marks["="] + marks["+"] + marks["*"])
-    plan = MediaPlan(
+    files = _sizes(root, marks["="] + marks["+"] + marks["*"], known)
+    return MediaPlan(
         source=root,
         destination=destination,
         copy=marks["+"],
@@ -133,8 +153,45 @@ def plan_backup(
         destination_files=len(marks["="]) + len(marks["*"]) + len(marks["-"]),
         bytes=sum(max(files[p], 0) for p in marks["+"] + marks["*"]),
     )
+
+
+def _local_root() -> str:
+    root = media_root()
+    if not Path(root).is_dir():
+        raise ConfigurationError(f"MEDIA_ROOT {root!r} is not a directory")
+    return root
+
+
+def plan_backup(
+    *, allow_empty: bool = False, max_delete: MaxDelete = None, settings: Settings | None = None
+) -> MediaPlan:
+    """What ``backup_media`` would do (changing nothing); raises :class:`SyncRefused` if a
+    guard would refuse it."""
+    settings = settings or get_settings()
+    root = _local_root()
+    destination = media_dir(settings)
+    marks = _marks(Rclone(settings).changes("sync", root, destination))
+    plan = _backup_plan(root, destination, marks, {})
     _guard(plan, allow_empty, max_delete, settings)
     return plan
+
+
+def _unchanged_point(plan: MediaPlan, history: list[Entry]) -> Point | None:
+    """The latest point, if it already describes the media exactly.
+
+    True when the sync changes nothing, no run synced after the point without
+    recording one (its version folder would be newer), and files and bytes match.
+    """
+    if plan.changes:
+        return None
+    latest = media_history.points(e.name for e in history if not e.is_dir)
+    folders = [e.name for e in history if e.is_dir and media_history.STAMP.fullmatch(e.name)]
+    if not latest or any(name > latest[0].name for name in folders):
+        return None
+    size = sum(max(s, 0) for s in plan.files.values())
+    if (latest[0].files, latest[0].size) != (len(plan.files), size):
+        return None
+    return latest[0]
 
 
 def backup_media(
@@ -148,40 +205,56 @@ def backup_media(
 ) -> MediaResult:
     """Mirror ``MEDIA_ROOT`` to ``REMOTE/MEDIA_BACKUP_DIR``, keeping what it replaces or deletes.
 
-    Writes a media point; with ``clean``, applies media retention afterwards.
+    Records a media point, unless nothing changed since the latest one; with
+    ``clean``, applies media retention afterwards.
     """
     settings = settings or get_settings()
-    root = media_root()
-    if not Path(root).is_dir():
-        raise ConfigurationError(f"MEDIA_ROOT {root!r} is not a directory")
+    root = _local_root()
     run = Run.start("media_backup", None, run_id, progress)
     destination = media_dir(settings)
     history = history_dir(settings)
     signals.pre_media_backup.send(sender="media_backup", run_id=run.run_id)
     rclone = Rclone(settings)
     with run.stage("sync"):
-        plan = plan_backup(allow_empty=allow_empty, max_delete=max_delete, settings=settings)
         name = media_history.stamp(datetime.now(timezone.utc))
-        if plan.changes:
-            # Only the planned files: nothing beyond the plan can be deleted.
-            rclone.transfer(
-                "sync",
-                root,
-                destination,
-                plan.copy + plan.replace + plan.delete,
-                "--backup-dir",
-                join(history, name),
+        versions = join(history, name)
+        if not allow_empty and not _any_file(root):
+            raise SyncRefused(_empty_message(root, destination, None))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # Read while rclone works: the local sizes (its report has none) and the points.
+            walked = pool.submit(_walk, root)
+            listing = pool.submit(rclone.lsjson, history, modtime=False, dirs=True)
+            # Copy first: it deletes nothing, and what it replaces goes to the version folder.
+            copied = rclone.changes(
+                "copy", root, destination, "--backup-dir", versions, dry_run=False
             )
-        counts = _counts(plan)
-        point = Point(
-            name=name,
-            created=media_history.parse_stamp(name),
-            files=len(plan.files),
-            size=sum(max(s, 0) for s in plan.files.values()),
-        )
-        # After the sync: a point always describes what the mirror and versions hold.
-        rclone.put_bytes(join(history, point.record), media_history.encode(plan.files, counts))
+            plan = _backup_plan(root, destination, _marks(copied), walked.result())
+            listed = listing.result()
+        try:
+            _guard(plan, allow_empty, max_delete, settings)
+        except SyncRefused as exc:
+            if plan.copy or plan.replace:
+                raise SyncRefused(
+                    f"{exc} The {len(plan.copy)} new and {len(plan.replace)} changed files "
+                    "were uploaded (the replaced versions are kept)."
+                ) from exc
+            raise
+        if plan.delete:
+            # Deleted from the mirror by moving them beside what the copy replaced.
+            rclone.transfer("move", destination, versions, plan.delete)
+        point = _unchanged_point(plan, listed)
+        if point is None:
+            point = Point(
+                name=name,
+                created=media_history.parse_stamp(name),
+                files=len(plan.files),
+                size=sum(max(s, 0) for s in plan.files.values()),
+            )
+            # Last: a point always describes what the mirror and the versions hold.
+            record = media_history.encode(plan.files, _counts(plan))
+            rclone.put_bytes(join(history, point.record), record)
     cleaned = cleanup_media(run_id=run.run_id, settings=settings).deleted if clean else []
+    counts = _counts(plan)
     signals.post_media_backup.send_robust(sender="media_backup", run_id=run.run_id, **counts)
     return MediaResult(
         operation="media_backup",
@@ -191,7 +264,7 @@ def backup_media(
         run_id=run.run_id,
         files=point.files,
         size=point.size,
-        point=name,
+        point=point.name,
         cleaned=cleaned,
         copied=len(plan.copy),
         replaced=len(plan.replace),
