@@ -440,3 +440,29 @@ def test_max_delete_setting() -> None:
     assert validate({"REMOTE": "r:", "MEDIA_MAX_DELETE": "12.5%"}) == []
     ids = [p.id for p in validate({"REMOTE": "r:", "MEDIA_BACKUP_DIR": "/"})]
     assert ids == ["django_rclone_celery.E051"]
+
+
+def test_no_change_keeps_the_latest_point_unless_a_run_died_before_recording(
+    remote_dir: Path, media_root: Path
+) -> None:
+    write(media_root, FIRST)
+    first = backup_media()
+    again = backup_media()
+    assert (again.point, again.copied, again.replaced, again.deleted) == (first.point, 0, 0, 0)
+    assert [p.name for p in list_media_points()] == [first.point]
+    original = hashes(media_root)
+
+    # A run killed between its sync and its point: the version folder is there, the point not.
+    (media_root / "a.txt").write_bytes(b"changed by the run that died")
+    died = backup_media()
+    history = remote_dir / "media-history"
+    next(history.glob(f"{died.point}-*.json.gz")).unlink()
+    assert (history / str(died.point) / "a.txt").read_bytes() == FIRST["a.txt"]
+
+    recovered = backup_media()  # nothing to sync, but the latest point is stale
+    assert recovered.point not in (first.point, died.point)
+    assert recovered.copied == 0
+    restore_media(at=first.point)
+    assert hashes(media_root) == original
+    restore_media(at=recovered.point)
+    assert (media_root / "a.txt").read_bytes() == b"changed by the run that died"

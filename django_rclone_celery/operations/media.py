@@ -118,14 +118,21 @@ def _sizes(root: str, paths: list[str], known: dict[str, int]) -> dict[str, int]
 
 
 def _walk(root: str) -> dict[str, int]:
-    """Every local file's size, read while rclone plans (rclone's listing has none)."""
-    sizes = {}
-    for directory, _, names in os.walk(root):
-        relative = os.path.relpath(directory, root)
-        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
-        for name in names:
+    """Every local file's size, read while rclone works (its report has none)."""
+    sizes: dict[str, int] = {}
+    pending = [("", root)]
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
             try:
-                sizes[prefix + name] = os.stat(os.path.join(directory, name)).st_size
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    sizes[prefix + entry.name] = entry.stat(follow_symlinks=False).st_size
             except OSError:
                 continue
     return sizes
@@ -182,8 +189,6 @@ def _unchanged_point(plan: MediaPlan, history: list[Entry]) -> Point | None:
     True when the sync changes nothing, no run synced after the point without
     recording one (its version folder would be newer), and files and bytes match.
     """
-    if plan.changes:
-        return None
     latest = media_history.points(e.name for e in history if not e.is_dir)
     folders = [e.name for e in history if e.is_dir and media_history.STAMP.fullmatch(e.name)]
     if not latest or any(name > latest[0].name for name in folders):
@@ -220,16 +225,13 @@ def backup_media(
         versions = join(history, name)
         if not allow_empty and not _any_file(root):
             raise SyncRefused(_empty_message(root, destination, None))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            # Read while rclone works: the local sizes (its report has none) and the points.
+        with ThreadPoolExecutor(max_workers=1) as pool:
             walked = pool.submit(_walk, root)
-            listing = pool.submit(rclone.lsjson, history, modtime=False, dirs=True)
             # Copy first: it deletes nothing, and what it replaces goes to the version folder.
             copied = rclone.changes(
                 "copy", root, destination, "--backup-dir", versions, dry_run=False
             )
             plan = _backup_plan(root, destination, _marks(copied), walked.result())
-            listed = listing.result()
         try:
             _guard(plan, allow_empty, max_delete, settings)
         except SyncRefused as exc:
@@ -242,7 +244,9 @@ def backup_media(
         if plan.delete:
             # Deleted from the mirror by moving them beside what the copy replaced.
             rclone.transfer("move", destination, versions, plan.delete)
-        point = _unchanged_point(plan, listed)
+        point = None
+        if not plan.changes:
+            point = _unchanged_point(plan, rclone.lsjson(history, modtime=False, dirs=True))
         if point is None:
             point = Point(
                 name=name,
