@@ -97,6 +97,8 @@ DJANGO_RCLONE = {
         "hourly media backup": {
             "task": "django_rclone_celery.media_backup",
             "crontab": "5 * * * *",
+            # Keeps media history under the retention rules (a point per changed hour).
+            "kwargs": {"clean": True},
         },
     },
 }
