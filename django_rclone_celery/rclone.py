@@ -140,7 +140,14 @@ class Rclone:
     def transfer(
         self, verb: str, src: str, dst: str, files: Iterable[str] | None, *extra: str
     ) -> None:
-        """``rclone sync|copy|delete`` limited to ``files`` (paths relative to ``src``)."""
+        """``rclone sync|copy|move|delete`` limited to ``files`` (paths relative to ``src``).
+
+        An empty ``files`` runs nothing: rclone would read an empty list as no filter.
+        """
+        if files is not None:
+            files = list(files)
+            if not files:
+                return
         listed, args = _files_from(files)
         self._run(verb, src, *([dst] if dst else []), *args, *extra, input=listed)
 

@@ -241,9 +241,6 @@ def backup_media(
                     "were uploaded (the replaced versions are kept)."
                 ) from exc
             raise
-        if plan.delete:
-            # Deleted from the mirror by moving them beside what the copy replaced.
-            rclone.transfer("move", destination, versions, plan.delete)
         point = None
         if not plan.changes:
             point = _unchanged_point(plan, rclone.lsjson(history, modtime=False, dirs=True))
@@ -254,9 +251,15 @@ def backup_media(
                 files=len(plan.files),
                 size=sum(max(s, 0) for s in plan.files.values()),
             )
-            # Last: a point always describes what the mirror and the versions hold.
             record = media_history.encode(plan.files, _counts(plan))
-            rclone.put_bytes(join(history, point.record), record)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # Deleted from the mirror by moving them beside what the copy replaced.
+                # The point may be written meanwhile (after the copy, never before):
+                # it does not list them, and until they move the mirror still has
+                # them for the older points.
+                moved = pool.submit(rclone.transfer, "move", destination, versions, plan.delete)
+                rclone.put_bytes(join(history, point.record), record)
+                moved.result()
     cleaned = cleanup_media(run_id=run.run_id, settings=settings).deleted if clean else []
     counts = _counts(plan)
     signals.post_media_backup.send_robust(sender="media_backup", run_id=run.run_id, **counts)
