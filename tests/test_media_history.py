@@ -352,6 +352,12 @@ def test_media_retention_keeps_what_kept_points_need(
         assert hashes(media_root) == listing
     assert [p.name for p in list_media_points()] == [states[3][0], states[2][0]]
 
+    # The task's clean=True: a backup, then the same retention.
+    write(media_root, {"a.txt": b"fifth"})
+    latest = backup_media(clean=True)
+    assert latest.cleaned == [states[2][0]]
+    assert [p.name for p in list_media_points()] == [latest.point, states[3][0]]
+
 
 # 5. Counts: signals and the run history --------------------------------------
 def test_counts_reach_the_signals(remote_dir: Path, media_root: Path) -> None:
