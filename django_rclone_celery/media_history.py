@@ -77,7 +77,7 @@ def points(names: Iterable[str]) -> list[Point]:
 def encode(files: Mapping[str, int], counts: Mapping[str, int]) -> bytes:
     body = {"format": RECORD_FORMAT, "files": dict(sorted(files.items())), **counts}
     # mtime=0: the same state gives the same bytes.
-    return gzip.compress(json.dumps(body, ensure_ascii=False).encode(), mtime=0)
+    return gzip.compress(json.dumps(body, ensure_ascii=False).encode(), compresslevel=1, mtime=0)
 
 
 def decode(data: bytes, name: str) -> dict[str, int]:
