@@ -27,6 +27,7 @@ from django_rclone_celery.media_history import Point, parse_stamp, select
 from django_rclone_celery.operations import (
     backup_media,
     cleanup_media,
+    list_media,
     list_media_points,
     restore_media,
 )
@@ -189,6 +190,19 @@ def test_deletion_limit_refuses_before_deleting(
     with pytest.raises(CommandError, match="--max-delete must be"):
         call("mediabackup", "--max-delete", "lots")
 
+    # A refused backup has still uploaded the new files (replaced ones are kept): it says so.
+    drc_config(MEDIA_MAX_DELETE=0)
+    write(media_root, {"fresh.txt": b"new"})
+    (media_root / "keep.txt").unlink()
+    points = list_media_points()
+    with pytest.raises(SyncRefused, match="The 1 new and 0 changed files were uploaded"):
+        backup_media()
+    assert list_media_points() == points  # no point for a refused run
+    # The mirror has fresh.txt now, but a restore brings back the latest point exactly.
+    assert "fresh.txt" in {f.path for f in list_media()}
+    assert restore_media(max_delete=1).point == points[0].name
+    assert sorted(hashes(media_root)) == ["keep.txt", "pics/ünï code.png"]
+
 
 # 2. The restore prompt -------------------------------------------------------
 class Terminal(StringIO):
@@ -279,7 +293,7 @@ def test_every_point_restores_exactly(remote: Remote, media_root: Path) -> None:
         out = json.loads(call("mediarestore", "--noinput", "--at", point, "--json"))
         assert out["point"] == point
         assert hashes(media_root) == listing, point
-    # An ISO time picks the newest point at or before it; no --at is the mirror.
+    # An ISO time picks the newest point at or before it; no --at is the latest point.
     between = parse_stamp(states[1][0]) + timedelta(microseconds=1)
     assert restore_media(at=between.isoformat()).point == states[1][0]
     assert hashes(media_root) == states[1][1]
