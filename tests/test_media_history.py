@@ -486,3 +486,15 @@ def test_no_change_keeps_the_latest_point_unless_a_run_died_before_recording(
     assert hashes(media_root) == original
     restore_media(at=recovered.point)
     assert (media_root / "a.txt").read_bytes() == b"changed by the run that died"
+
+
+def test_a_mirror_without_points_restores_as_the_mirror(remote_dir: Path, media_root: Path) -> None:
+    """Backups written by django-rclone (a bare rclone sync) have no points: the mirror is used."""
+    write(remote_dir / "media", FIRST)
+    write(media_root, {"stray.txt": b"not in the backup"})
+    result = restore_media()
+    assert result.point is None
+    assert (result.copied, result.deleted) == (len(FIRST), 1)
+    assert hashes(media_root) == hashes(remote_dir / "media")
+    with pytest.raises(BackupNotFound, match="no media points"):
+        restore_media(at="latest")
