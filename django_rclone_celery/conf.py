@@ -262,6 +262,19 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
                 'A count of files such as 50, or a share of the destination files such as "20%".',
             )
         )
+    if ok("RCLONE_FLAGS") and any(
+        isinstance(f, str) and f.split("=")[0] in ("--backup-dir", "--suffix")
+        for f in value["RCLONE_FLAGS"]
+    ):
+        problems.append(
+            Problem(
+                "django_rclone_celery.W050",
+                "RCLONE_FLAGS sets --backup-dir or --suffix: media backups keep their own "
+                "history, and these would send replaced files elsewhere.",
+                "Remove them; see the Media section of the storage docs.",
+                warning=True,
+            )
+        )
     if ok("MEDIA_BACKUP_DIR") and not value["MEDIA_BACKUP_DIR"].strip("/"):
         problems.append(
             Problem(

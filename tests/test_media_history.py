@@ -460,6 +460,10 @@ def test_max_delete_setting() -> None:
     assert validate({"REMOTE": "r:", "MEDIA_MAX_DELETE": "12.5%"}) == []
     ids = [p.id for p in validate({"REMOTE": "r:", "MEDIA_BACKUP_DIR": "/"})]
     assert ids == ["django_rclone_celery.E051"]
+    for flags in (["--backup-dir", "s3:b/old"], ["--suffix=.bak"]):
+        ids = [p.id for p in validate({"REMOTE": "r:", "RCLONE_FLAGS": flags})]
+        assert ids == ["django_rclone_celery.W050"]
+    assert validate({"REMOTE": "r:", "RCLONE_FLAGS": ["--transfers", "8"]}) == []
 
 
 def test_no_change_keeps_the_latest_point_unless_a_run_died_before_recording(
