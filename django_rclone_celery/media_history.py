@@ -77,13 +77,15 @@ def points(names: Iterable[str]) -> list[Point]:
 def encode(files: Mapping[str, int], counts: Mapping[str, int]) -> bytes:
     body = {"format": RECORD_FORMAT, "files": dict(sorted(files.items())), **counts}
     # mtime=0: the same state gives the same bytes.
-    return gzip.compress(json.dumps(body, ensure_ascii=False).encode(), compresslevel=1, mtime=0)
+    # surrogateescape: a file name that is not UTF-8 keeps its bytes, as rclone prints them.
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    return gzip.compress(data, compresslevel=1, mtime=0)
 
 
 def decode(data: bytes, name: str) -> dict[str, int]:
     """A point's ``path -> size``; refuses what is not a point record."""
     try:
-        body = json.loads(gzip.decompress(data))
+        body = json.loads(gzip.decompress(data).decode("utf-8", "surrogateescape"))
         files = body["files"]
         if body.get("format") != RECORD_FORMAT or not isinstance(files, dict):
             raise ValueError("unknown format")

@@ -502,3 +502,28 @@ def test_a_mirror_without_points_restores_as_the_mirror(remote_dir: Path, media_
     assert hashes(media_root) == hashes(remote_dir / "media")
     with pytest.raises(BackupNotFound, match="no media points"):
         restore_media(at="latest")
+
+
+def test_points_hold_what_rclone_sees(remote_dir: Path, media_root: Path, drc_config: Any) -> None:
+    """rclone skips symlinks unless told to follow them (-L): a point holds what rclone sees."""
+    write(media_root, FIRST)
+    (media_root / "link.txt").symlink_to(media_root / "a.txt")
+    assert (backup_media().files, list_media_points()[0].files) == (len(FIRST), len(FIRST))
+
+    drc_config(RCLONE_FLAGS=["--copy-links"])  # rclone lists every file itself then
+    followed = backup_media()
+    assert (followed.files, followed.copied) == (len(FIRST) + 1, 1)
+    assert (remote_dir / "media" / "link.txt").read_bytes() == FIRST["a.txt"]
+
+
+def test_an_undecodable_file_name_is_still_in_the_point(remote_dir: Path, media_root: Path) -> None:
+    write(media_root, FIRST)
+    (media_root / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"latin-1 name")
+    first = backup_media()
+    assert first.files == len(FIRST) + 1
+    (media_root / "a.txt").write_bytes(b"changed, longer")
+    assert backup_media().files == len(FIRST) + 1
+    before = sorted(os.listdir(media_root))
+    restore_media(at=first.point)
+    assert sorted(os.listdir(media_root)) == before
+    assert (media_root / "a.txt").read_bytes() == FIRST["a.txt"]

@@ -23,6 +23,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings as django_settings
@@ -118,6 +119,46 @@ def _sizes(root: str, paths: list[str], known: dict[str, int]) -> dict[str, int]
                 size = -1  # gone since the plan, or a name rclone encodes
         sizes[path] = size
     return sizes
+
+
+# rclone flags that change which local files rclone sees, so a walk would not match.
+_VIEW_FLAGS = (
+    "include",
+    "exclude",
+    "filter",
+    "files-from",
+    "min-size",
+    "max-size",
+    "min-age",
+    "max-age",
+    "max-depth",
+    "ignore-case",
+    "copy-links",
+    "links",
+    "one-file-system",
+    "local-",
+    "metadata-include",
+    "metadata-exclude",
+    "metadata-filter",
+)
+
+
+def _walk_is_rclones_view(settings: Settings) -> bool:
+    """True when the local files rclone sees are exactly what :func:`_walk` finds.
+
+    Not so with filter or link flags (in ``RCLONE_FLAGS`` or in rclone's
+    ``RCLONE_*`` environment variables): then rclone lists every file itself.
+    """
+    for flag in settings.rclone_flags:
+        name = flag.split("=")[0]
+        if name in ("-L", "-l", "-x") or name.lstrip("-").startswith(_VIEW_FLAGS):
+            return False
+    for key in os.environ:
+        if key.startswith("RCLONE_"):
+            name = key[len("RCLONE_") :].lower().replace("_", "-")
+            if name.startswith(_VIEW_FLAGS):
+                return False
+    return True
 
 
 def _walk(root: str) -> dict[str, int]:
@@ -228,13 +269,19 @@ def backup_media(
         versions = join(history, name)
         if not allow_empty and not _any_file(root):
             raise SyncRefused(_empty_message(root, destination, None))
+        fast = _walk_is_rclones_view(settings)
         with ThreadPoolExecutor(max_workers=1) as pool:
             walked = pool.submit(_walk, root)
             # Copy first: it deletes nothing, and what it replaces goes to the version folder.
-            copied = rclone.changes(
-                "copy", root, destination, "--backup-dir", versions, dry_run=False
-            )
-            plan = _backup_plan(root, destination, _marks(copied), walked.result())
+            copy = rclone.differences if fast else partial(rclone.changes, dry_run=False)
+            marks = _marks(copy("copy", root, destination, "--backup-dir", versions))
+            known = walked.result()
+            if fast:
+                # Unchanged files are the walked ones rclone did not report: deleted
+                # (or gone since the walk) and new ones are not among them.
+                reported = {path for paths in marks.values() for path in paths}
+                marks["="] = [path for path in known if path not in reported]
+            plan = _backup_plan(root, destination, marks, known)
         try:
             _guard(plan, allow_empty, max_delete, settings)
         except SyncRefused as exc:
@@ -308,13 +355,13 @@ def _point_files(
     history = history_dir(settings)
     record = media_history.decode(rclone.get_bytes(join(history, point.record)), point.name)
     folders: dict[str, dict[str, int]] = defaultdict(dict)
-    for entry in rclone.lsjson(history, recursive=True, modtime=False):
-        folder, _, path = entry.path.partition("/")
+    for stored, size in rclone.sizes(history).items():
+        folder, _, path = stored.partition("/")
         if path and media_history.STAMP.fullmatch(folder):
-            folders[folder][path] = entry.size
+            folders[folder][path] = size
     where = media_history.locate(point.name, record, {k: set(v) for k, v in folders.items()})
     mirror = media_dir(settings)
-    in_mirror = {e.path: e.size for e in rclone.lsjson(mirror, recursive=True, modtime=False)}
+    in_mirror = rclone.sizes(mirror)
     sources: dict[str, str] = {}
     sizes: dict[str, int] = {}
     for path, size in record.items():
@@ -353,9 +400,9 @@ def plan_restore(
         point = media_history.select(listed, "latest" if at is None else at)
         sources, sizes = _point_files(rclone, settings, point)
     else:  # no points: a mirror written by django-rclone, or before history existed
-        sizes = {e.path: e.size for e in rclone.lsjson(mirror, recursive=True, modtime=False)}
+        sizes = rclone.sizes(mirror)
         sources = dict.fromkeys(sizes, mirror)
-    local = {e.path for e in rclone.lsjson(root, recursive=True, modtime=False)}
+    local = set(rclone.sizes(root))
     groups: dict[str, list[str]] = defaultdict(list)
     for path, source in sources.items():
         groups[source].append(path)
@@ -478,19 +525,19 @@ def cleanup_media(
     rclone = Rclone(settings)
     history = history_dir(settings)
     with run.stage("cleanup"):
-        entries = rclone.lsjson(history, recursive=True, modtime=False)
+        stored = rclone.sizes(history)
         outcome = retention.plan(
-            media_history.points(e.path for e in entries),
+            media_history.points(stored),
             policy,
             now or datetime.now(timezone.utc),
         )
         folders: dict[str, set[str]] = defaultdict(set)
         versions: dict[str, int] = {}
-        for entry in entries:
-            folder, _, path = entry.path.partition("/")
+        for name, size in stored.items():
+            folder, _, path = name.partition("/")
             if path and media_history.STAMP.fullmatch(folder):
                 folders[folder].add(path)
-                versions[entry.path] = entry.size
+                versions[name] = size
         needed: set[str] = set()
         for kept in outcome.kept:
             record = media_history.decode(
