@@ -6,7 +6,8 @@ Generates ``--files`` files of ``--size`` random bytes in 100 directories, then
 backs them up twice, once with each tool, into two local-directory remotes
 (untimed). Each round then:
 
-1. makes 10 changes (6 files rewritten with a new size, 2 added, 2 deleted);
+1. makes 10 changes (6 files rewritten with a new size, 2 added, 2 deleted;
+   ``--changes 10,0,0`` rewrites ten instead);
 2. times ``rclone sync MEDIA <bare remote>`` and our backups of the same tree,
    each into its own remote (the order flips every round, so background load
    hits all);
@@ -58,15 +59,16 @@ def generate(media: Path, files: int, size: int) -> None:
         (directory / f"f{index:06d}.bin").write_bytes(os.urandom(size))
 
 
-def change(media: Path, round_: int, size: int) -> None:
-    """Ten changes: six rewrites (new size), two new files, two deletions."""
-    for k in range(6):
+def change(media: Path, round_: int, size: int, mix: tuple[int, int, int]) -> None:
+    """The round's changes: ``mix`` = (rewrites with a new size, new files, deletions)."""
+    rewrites, adds, deletes = mix
+    for k in range(rewrites):
         path = media / f"d{k:02d}" / f"f{k:06d}.bin"
         path.write_bytes(os.urandom(size + round_ + 1))
-    for k in range(2):
+    for k in range(adds):
         (media / "new" / f"r{round_}-{k}.bin").parent.mkdir(exist_ok=True)
         (media / "new" / f"r{round_}-{k}.bin").write_bytes(os.urandom(size))
-    for k in range(2):
+    for k in range(deletes):
         (media / f"d{50 + k:02d}" / f"f{50 + k + 100 * round_:06d}.bin").unlink()
 
 
@@ -75,9 +77,15 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--changes",
+        default="6,2,2",
+        help="Rewrites, new files and deletions per round (default 6,2,2: ten changes).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the scratch directory.")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "media.md"))
     args = parser.parse_args()
+    rewrites, adds, deletes = (int(n) for n in args.changes.split(","))
 
     scratch = Path(tempfile.mkdtemp(prefix="drc-bench-media-"))
     media, bare = scratch / "media", scratch / "bare"
@@ -123,15 +131,15 @@ def main() -> None:
 
         keys = ("bare", "ours", "ours_cmd")
         times: dict[str, dict[str, list[tuple[float, float]]]] = {
-            case: {k: [] for k in keys} for case in ("10 changes", "no change")
+            case: {k: [] for k in keys} for case in ("changed", "no change")
         }
         runners = {"bare": bare_sync, "ours": ours, "ours_cmd": ours_cmd}
         for round_ in range(args.rounds):
             # Each tool has its own remote, so each sees the same ten changes.
             order = list(keys) if round_ % 2 == 0 else list(reversed(keys))
-            change(media, round_, args.size)
+            change(media, round_, args.size, (rewrites, adds, deletes))
             for key in order:
-                times["10 changes"][key].append(measure(runners[key]))
+                times["changed"][key].append(measure(runners[key]))
             for key in order:
                 times["no change"][key].append(measure(runners[key]))
             print(
@@ -156,7 +164,8 @@ def write_table(
     first_ours: float,
 ) -> None:
     lines = [
-        f"{args.files} files of {args.size} bytes, {args.rounds} rounds, medians "
+        f"{args.files} files of {args.size} bytes, {args.rounds} rounds, changes "
+        f"{args.changes} (rewrites, new, deleted), medians "
         f"(first full backup: bare {first_bare:.2f} s, ours {first_ours:.2f} s)",
         "",
         "| case | bare rclone sync | ours (operation) | ratio | ours (manage.py) | ratio "
