@@ -1,7 +1,8 @@
 """Media backup and restore: guarded syncs between ``MEDIA_ROOT`` and the remote, with history.
 
 The guards are decided before anything is deleted, from rclone's own report
-of the sync (``--combined``, so the comparison is rclone's):
+of the sync (``--combined`` or ``--differ``/``--missing-on-*``, so the
+comparison is rclone's):
 
 * an empty or missing source is refused unless ``allow_empty``;
 * more deletions than ``MEDIA_MAX_DELETE`` (or ``max_delete``) are refused.
