@@ -121,14 +121,27 @@ class Rclone:
             raise
         return [Entry.from_json(item) for item in json.loads(raw or b"[]")]
 
-    def sizes(self, path: str) -> dict[str, int]:
-        """Every file under ``path`` (recursive) with its size; a missing directory is empty.
+    def sizes(self, path: str, files: Iterable[str] | None = None) -> dict[str, int]:
+        """Every file under ``path`` (recursive; or only ``files``) with its size.
 
-        ``lsf`` prints a name that is not UTF-8 as its bytes, as ``--combined`` and
-        ``--files-from-raw`` do (``lsjson`` replaces them).
+        A missing directory is empty. ``lsf`` prints a name that is not UTF-8 as
+        its bytes, as ``--combined`` and ``--files-from-raw`` do (``lsjson``
+        replaces them).
         """
+        listed, args = _files_from(files)
         try:
-            raw = self._run("lsf", path, "-R", "--files-only", "--format", "sp", "--separator", ";")
+            raw = self._run(
+                "lsf",
+                path,
+                "-R",
+                "--files-only",
+                "--format",
+                "sp",
+                "--separator",
+                ";",
+                *args,
+                input=listed,
+            )
         except RcloneError as exc:
             if exc.not_found or "directory not found" in exc.stderr:
                 return {}

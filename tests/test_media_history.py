@@ -527,3 +527,35 @@ def test_an_undecodable_file_name_is_still_in_the_point(remote_dir: Path, media_
     restore_media(at=first.point)
     assert sorted(os.listdir(media_root)) == before
     assert (media_root / "a.txt").read_bytes() == FIRST["a.txt"]
+
+
+def test_a_file_newer_than_the_run_is_in_the_point_only_if_the_mirror_has_it(
+    remote_dir: Path, media_root: Path
+) -> None:
+    """Unchanged files come from a walk; one dated after the run starts is checked on the mirror."""
+    write(media_root, FIRST)
+    future = 4_102_444_800  # 2100-01-01: "written after rclone looked", as far as the walk knows
+    os.utime(media_root / "keep.txt", (future, future))
+    backup_media()
+    (media_root / "a.txt").write_bytes(b"changed, longer")
+    second = backup_media()  # keep.txt is unchanged but looks recent
+    assert second.files == len(FIRST)
+    (media_root / "keep.txt").unlink()
+    restore_media(at=second.point)
+    assert (media_root / "keep.txt").read_bytes() == FIRST["keep.txt"]
+
+    # Not on the mirror (rclone never saw it): not in the point either.
+    (remote_dir / "media" / "keep.txt").unlink()
+    os.utime(media_root / "keep.txt", (future, future))
+    (media_root / "a.txt").write_bytes(b"changed again, longer still")
+    from django_rclone_celery.operations.media import _unchanged
+
+    marks: dict[str, list[str]] = {"*": ["a.txt"]}
+    known = {"a.txt": 27, "keep.txt": 14, "docs/b.txt": 600}
+    from django_rclone_celery.conf import get_settings
+    from django_rclone_celery.rclone import Rclone
+
+    unchanged = _unchanged(
+        Rclone(get_settings()), str(remote_dir / "media"), marks, known, {"keep.txt"}
+    )
+    assert unchanged == ["docs/b.txt"]

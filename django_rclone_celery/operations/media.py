@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -162,9 +163,36 @@ def _walk_is_rclones_view(settings: Settings) -> bool:
     return True
 
 
-def _walk(root: str) -> dict[str, int]:
-    """Every local file's size, read while rclone works (its report has none)."""
+def _unchanged(
+    rclone: Rclone,
+    mirror: str,
+    marks: dict[str, list[str]],
+    known: dict[str, int],
+    recent: set[str],
+) -> list[str]:
+    """The unchanged files: walked, and not reported by rclone (deleted or gone, new, changed).
+
+    A file rclone found unchanged has the mirror's time, older than this run. One
+    that is not older may have been written after rclone looked: only the mirror
+    says whether it holds it (then with the mirror's size, which a restore gets).
+    """
+    reported = {path for paths in marks.values() for path in paths}
+    unchanged = [path for path in known if path not in reported]
+    unsure = [path for path in unchanged if path in recent]
+    if unsure:
+        stored = rclone.sizes(mirror, unsure)
+        for path in unsure:
+            if path in stored:
+                known[path] = stored[path]
+        unchanged = [path for path in unchanged if path not in recent or path in stored]
+    return unchanged
+
+
+def _walk(root: str, since: float) -> tuple[dict[str, int], set[str]]:
+    """Every local file's size, read while rclone works (its report has none), and the
+    files modified at or after ``since``."""
     sizes: dict[str, int] = {}
+    recent: set[str] = set()
     pending = [("", root)]
     while pending:
         prefix, directory = pending.pop()
@@ -177,10 +205,13 @@ def _walk(root: str) -> dict[str, int]:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append((f"{prefix}{entry.name}/", entry.path))
                 elif entry.is_file(follow_symlinks=False):
-                    sizes[prefix + entry.name] = entry.stat(follow_symlinks=False).st_size
+                    stat = entry.stat(follow_symlinks=False)
+                    sizes[prefix + entry.name] = stat.st_size
+                    if stat.st_mtime >= since:
+                        recent.add(prefix + entry.name)
             except OSError:
                 continue
-    return sizes
+    return sizes, recent
 
 
 def _marks(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -271,17 +302,15 @@ def backup_media(
         if not allow_empty and not _any_file(root):
             raise SyncRefused(_empty_message(root, destination, None))
         fast = _walk_is_rclones_view(settings)
+        started = time.time()
         with ThreadPoolExecutor(max_workers=1) as pool:
-            walked = pool.submit(_walk, root)
+            walked = pool.submit(_walk, root, started)
             # Copy first: it deletes nothing, and what it replaces goes to the version folder.
             copy = rclone.differences if fast else partial(rclone.changes, dry_run=False)
             marks = _marks(copy("copy", root, destination, "--backup-dir", versions))
-            known = walked.result()
+            known, recent = walked.result()
             if fast:
-                # Unchanged files are the walked ones rclone did not report: deleted
-                # (or gone since the walk) and new ones are not among them.
-                reported = {path for paths in marks.values() for path in paths}
-                marks["="] = [path for path in known if path not in reported]
+                marks["="] = _unchanged(rclone, destination, marks, known, recent)
             plan = _backup_plan(root, destination, marks, known)
         try:
             _guard(plan, allow_empty, max_delete, settings)
