@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -191,6 +193,9 @@ def _unchanged(
 def _walk(root: str, since: float) -> tuple[dict[str, int], set[str]]:
     """Every local file's size, read while rclone works (its report has none), and the
     files modified at or after ``since``."""
+    with suppress(OSError, AttributeError):  # Linux: a thread has its own nice value
+        # rclone's pass is the work: let it have the CPUs first.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     sizes: dict[str, int] = {}
     recent: set[str] = set()
     pending = [("", root)]
