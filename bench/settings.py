@@ -10,6 +10,7 @@ command; nothing here is used by the test suite.
 * ``DRC_BENCH_COMPRESSION``: ``zstd`` (the default) or ``native``.
 * ``DRC_BENCH_LEVEL``: ``COMPRESSION_LEVEL`` (unset: the product's default).
 * ``DRC_BENCH_THREADS``: ``COMPRESSION_THREADS`` (unset: the product's default).
+* ``DRC_BENCH_MEDIA``: ``MEDIA_ROOT`` (``bench/media.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ DATABASES = {
         "USER": os.environ.get("DRC_PG_USER", "postgres"),
     },
 }
+
+MEDIA_ROOT = os.environ.get("DRC_BENCH_MEDIA", "")
 
 DJANGO_RCLONE = {
     "REMOTE": os.environ.get("DRC_BENCH_REMOTE") or str(BASE / "remote"),

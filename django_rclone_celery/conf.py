@@ -8,6 +8,7 @@ the first error.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -45,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "DB_DATE_FORMAT": "%Y-%m-%d-%H%M%S",
     "DB_CLEANUP_KEEP": 10,
     "MEDIA_BACKUP_DIR": "media",
+    "MEDIA_MAX_DELETE": "50%",
     "CONNECTORS": {},
     "CONNECTOR_MAPPING": {},
     # Ours, beyond django-rclone's.
@@ -92,6 +94,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "DB_CLEANUP_KEEP_MONTHLY": ((int,), "an integer"),
     "DB_CLEANUP_KEEP_WITHIN_DAYS": ((int,), "an integer number of days"),
     "MEDIA_BACKUP_DIR": ((str,), "a string"),
+    "MEDIA_MAX_DELETE": ((int, str), 'a count (50) or a share ("20%")'),
     "CONNECTORS": ((dict,), "a dict of alias to dotted path"),
     "CONNECTOR_MAPPING": ((dict,), "a dict of engine to dotted path"),
     "COMPRESSION": ((str,), "one of 'zstd', 'native', 'none'"),
@@ -144,6 +147,7 @@ class Settings:
     db_cleanup_keep_monthly: int = 0
     db_cleanup_keep_within_days: int = 0
     media_backup_dir: str = "media"
+    media_max_delete: int | str = "50%"
     connectors: Mapping[str, str] = field(default_factory=dict)
     connector_mapping: Mapping[str, str] = field(default_factory=dict)
     compression: Compression = "zstd"
@@ -289,6 +293,36 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
     for key in ("DB_BACKUP_DIR", "MEDIA_BACKUP_DIR"):
         if ok(key) and ".." in value[key].split("/"):
             problems.append(Problem("django_rclone_celery.E009", f"{key} must not contain '..'."))
+    if ok("MEDIA_MAX_DELETE") and max_delete_problem(value["MEDIA_MAX_DELETE"]):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E050",
+                f"MEDIA_MAX_DELETE {max_delete_problem(value['MEDIA_MAX_DELETE'])}.",
+                'A count of files such as 50, or a share of the destination files such as "20%".',
+            )
+        )
+    if ok("RCLONE_FLAGS") and any(
+        isinstance(f, str) and f.split("=")[0] in ("--backup-dir", "--suffix")
+        for f in value["RCLONE_FLAGS"]
+    ):
+        problems.append(
+            Problem(
+                "django_rclone_celery.W050",
+                "RCLONE_FLAGS sets --backup-dir or --suffix: media backups keep their own "
+                "history, and these would send replaced files elsewhere.",
+                "Remove them; see the Media section of the storage docs.",
+                warning=True,
+            )
+        )
+    if ok("MEDIA_BACKUP_DIR") and not value["MEDIA_BACKUP_DIR"].strip("/"):
+        problems.append(
+            Problem(
+                "django_rclone_celery.E051",
+                "MEDIA_BACKUP_DIR must not be empty.",
+                "The media mirror would be the whole remote, and a media sync would delete "
+                "everything else on it.",
+            )
+        )
     if (
         ok("TASK_SOFT_TIME_LIMIT")
         and ok("TASK_TIME_LIMIT")
@@ -325,6 +359,34 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
 
         problems.extend(schedule_problems(value["SCHEDULES"]))
     return problems
+
+
+_SHARE = re.compile(r"(\d+(?:\.\d+)?)%")
+
+
+def max_delete_problem(value: object) -> str:
+    """Why ``value`` is not a deletion limit ("" when it is one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return 'must be a count (50) or a share ("20%")'
+    if isinstance(value, int):
+        return "must not be negative" if value < 0 else ""
+    match = _SHARE.fullmatch(value.strip())
+    if match is None:
+        return f'must be a count (50) or a share ("20%"), not {value!r}'
+    return "must be at most 100%" if float(match.group(1)) > 100 else ""
+
+
+def max_delete_limit(value: int | str, files: int) -> int:
+    """How many of ``files`` destination files a sync may delete under the limit ``value``."""
+    problem = max_delete_problem(value)
+    if problem:
+        raise ConfigurationError(f"max delete {problem}")
+    if isinstance(value, int):
+        return value
+    match = _SHARE.fullmatch(value.strip())
+    assert match is not None
+    # Rounded up: a share allows at least one deletion from a non-empty destination.
+    return math.ceil(files * float(match.group(1)) / 100)
 
 
 def _lock_problems(value: Mapping[str, Any], ok: Any) -> list[Problem]:
@@ -456,6 +518,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         db_cleanup_keep_monthly=merged["DB_CLEANUP_KEEP_MONTHLY"],
         db_cleanup_keep_within_days=merged["DB_CLEANUP_KEEP_WITHIN_DAYS"],
         media_backup_dir=merged["MEDIA_BACKUP_DIR"].strip("/"),
+        media_max_delete=merged["MEDIA_MAX_DELETE"],
         connectors=dict(merged["CONNECTORS"]),
         connector_mapping=dict(merged["CONNECTOR_MAPPING"]),
         compression=merged["COMPRESSION"],

@@ -11,6 +11,7 @@
     ├── HookFailed                a pgclone pre-dump or pre-swap hook command raised
     ├── CopyError                 a pgclone copy was refused or failed
     ├── DatabaseUnavailable       the database refused the login or cannot be reached
+    ├── SyncRefused               a media guard refused a sync before anything changed
     └── ProcessError              an external program failed (argv, returncode, stderr)
         └── RcloneError           ... and that program was rclone (knows if transient)
 
@@ -72,6 +73,10 @@ class CopyError(DjangoRcloneCeleryError):
 
 class DatabaseUnavailable(DjangoRcloneCeleryError):
     """The database refused the login or cannot be reached (from Python, not a tool)."""
+
+
+class SyncRefused(DjangoRcloneCeleryError):
+    """A media backup or restore was refused (empty source, too many deletions); nothing changed."""
 
 
 class ProcessError(DjangoRcloneCeleryError):

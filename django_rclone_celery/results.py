@@ -115,3 +115,35 @@ class MediaResult(_Result):
     run_id: str
     database: str | None = None
     status: str = "succeeded"
+    # Files the sync copied (new at the destination), replaced and deleted, and the bytes copied.
+    copied: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    bytes: int = 0
+    files: int = 0  # files at the destination afterwards
+    size: int = 0  # their bytes
+    point: str | None = None  # the media point written (backup) or restored (restore --at)
+    cleaned: list[str] = field(default_factory=list)  # points removed by retention (clean)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaPointInfo(_Result):
+    """One kept state of the media (``listbackups --media``)."""
+
+    name: str
+    time: datetime
+    files: int
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaCleanupResult(_Result):
+    kept: list[str]
+    deleted: list[str]  # points
+    versions_deleted: int  # old file versions no kept point needs any more
+    bytes_freed: int
+    run_id: str
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+    dry_run: bool = False
+    operation: str = "media_cleanup"
+    status: str = "succeeded"

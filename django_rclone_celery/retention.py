@@ -23,11 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 
 from .conf import Settings
 from .exceptions import ConfigurationError
-from .results import BackupInfo
 
 Reason = Literal["last", "daily", "weekly", "monthly", "within"]
 REASONS: tuple[Reason, ...] = ("last", "daily", "weekly", "monthly", "within")
@@ -64,18 +63,28 @@ class Policy:
         )
 
 
+class Dated(Protocol):
+    """What the rules look at: a database backup or a media point."""
+
+    @property
+    def created(self) -> datetime: ...
+
+
+B = TypeVar("B", bound=Dated)
+
+
 @dataclass(frozen=True)
-class Kept:
-    backup: BackupInfo
+class Kept(Generic[B]):
+    backup: B
     reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(Generic[B]):
     """The outcome, both lists newest first."""
 
-    kept: list[Kept] = field(default_factory=list)
-    deleted: list[BackupInfo] = field(default_factory=list)
+    kept: list[Kept[B]] = field(default_factory=list)
+    deleted: list[B] = field(default_factory=list)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -114,8 +123,8 @@ def _newest_per_period(
     return picked
 
 
-def plan(backups: Sequence[BackupInfo], policy: Policy, now: datetime) -> Plan:
-    """Split ``backups`` (of one database) into kept, with their reasons, and deleted."""
+def plan(backups: Sequence[B], policy: Policy, now: datetime) -> Plan[B]:
+    """Split ``backups`` (of one database, or media points) into kept, with reasons, and deleted."""
     # Stable sort: the caller's order (newest first) settles equal timestamps.
     ordered = sorted(backups, key=lambda b: _utc(b.created), reverse=True)
     times = [_utc(b.created) for b in ordered]
@@ -129,7 +138,7 @@ def plan(backups: Sequence[BackupInfo], policy: Policy, now: datetime) -> Plan:
             {i for i, t in enumerate(times) if t >= cutoff} if policy.within_days else set()
         ),
     }
-    result = Plan()
+    result: Plan[B] = Plan()
     for index, backup in enumerate(ordered):
         reasons = tuple(r for r in REASONS if index in picks[r])
         if reasons:

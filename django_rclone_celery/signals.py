@@ -15,9 +15,11 @@ pre_db_restore       before anything is changed (veto)    database, from_databas
 post_db_restore      after the swap                       database, from_database, path,
                                                           run_id
 pre_media_backup     before ``rclone sync`` (veto)        run_id
-post_media_backup    after the sync                       run_id
+post_media_backup    after the sync                       run_id, copied, replaced, deleted,
+                                                          bytes
 pre_media_restore    before ``rclone sync`` (veto)        run_id
-post_media_restore   after the sync                       run_id
+post_media_restore   after the sync                       run_id, copied, replaced, deleted,
+                                                          bytes
 pre_stage            before each stage (veto)             operation, stage, database, run_id
 post_stage           after a stage succeeded              operation, stage, database, run_id
 stage_failed         a stage raised                       operation, stage, database, run_id,

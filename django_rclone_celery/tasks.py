@@ -494,12 +494,23 @@ def db_verify(
 def media_backup(
     self: Task,  # type: ignore[type-arg]
     *,
+    allow_empty: bool = False,
+    max_delete: int | str | None = None,
+    clean: bool = False,
     slot: str | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Mirror ``MEDIA_ROOT`` to the remote."""
+    """Mirror ``MEDIA_ROOT`` to the remote, keeping history; see ``backup_media``."""
     return run_operation(
-        self, Operation.MEDIA_BACKUP, None, backup_media, slot=slot, idempotency_key=idempotency_key
+        self,
+        Operation.MEDIA_BACKUP,
+        None,
+        backup_media,
+        slot=slot,
+        idempotency_key=idempotency_key,
+        allow_empty=allow_empty,
+        max_delete=max_delete,
+        clean=clean,
     )
 
 
@@ -507,10 +518,13 @@ def media_backup(
 def media_restore(
     self: Task,  # type: ignore[type-arg]
     *,
+    at: str | None = None,
+    allow_empty: bool = False,
+    max_delete: int | str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Mirror the remote media into ``MEDIA_ROOT``. At most once."""
+    """Restore ``MEDIA_ROOT`` from the mirror, or as at media point ``at``. At most once."""
     return run_operation(
         self,
         Operation.MEDIA_RESTORE,
@@ -519,6 +533,9 @@ def media_restore(
         slot=slot,
         idempotency_key=idempotency_key,
         at_most_once=True,
+        at=at,
+        allow_empty=allow_empty,
+        max_delete=max_delete,
     )
 
 

@@ -28,6 +28,10 @@ def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def size(root: Path) -> int:
+    return sum(len(data) for data in tree(root).values())
+
+
 def fill(root: Path) -> None:
     (root / "avatars" / "2024").mkdir(parents=True)
     (root / "avatars" / "2024" / "ünï code.png").write_bytes(bytes(range(256)) * 40)
@@ -51,7 +55,7 @@ def test_media_round_trip_restores_files_and_deletes_local_extras(
     (media_root / "extra").mkdir()
     (media_root / "extra" / "stray.txt").write_text("not in the backup")
 
-    call("mediarestore")
+    call("mediarestore", "--noinput")
 
     assert tree(media_root) == original
     assert not (media_root / "extra" / "stray.txt").exists()
@@ -81,7 +85,7 @@ def test_media_restore_into_missing_media_root_creates_it(
 def test_empty_media_root_is_a_clear_error(remote_dir: Path, settings: Any, command: str) -> None:
     settings.MEDIA_ROOT = ""
     with pytest.raises(CommandError, match="MEDIA_ROOT is empty"):
-        call(command)
+        call(command, "--noinput") if command == "mediarestore" else call(command)
     assert remote_files(remote_dir) == []
 
 
@@ -98,11 +102,12 @@ def test_listbackups_media(remote_dir: Path, media_root: Path) -> None:
     fill(media_root)
     call("mediabackup")
 
-    rows = json.loads(call("listbackups", "--media", "--json"))
+    # The mirror's files moved to --files: --media lists the points (issue #12).
+    rows = json.loads(call("listbackups", "--media", "--files", "--json"))
     assert {r["path"]: r["size"] for r in rows} == {
         name: len(data) for name, data in tree(media_root).items()
     }
-    text = call("listbackups", "--media")
+    text = call("listbackups", "--media", "--files")
     assert f"Media files: {len(rows)}" in text
     assert "avatars/2024/ünï code.png" in text
     assert "docs/report.txt" in text
@@ -154,8 +159,13 @@ def test_media_signals(remote_dir: Path, media_root: Path) -> None:
                 "database": None,
                 "run_id": run_id,
             }
-        else:
+        elif name.startswith("pre_"):
             assert kwargs == {"run_id": run_id}
+        else:  # issue #12: the post signals carry the counts
+            counts = {"copied": 4, "replaced": 0, "deleted": 0, "bytes": size(media_root)}
+            if sender == "media_restore":
+                counts = {"copied": 0, "replaced": 0, "deleted": 0, "bytes": 0}
+            assert kwargs == {"run_id": run_id, **counts}
 
 
 def test_pre_media_backup_receiver_vetoes(remote_dir: Path, media_root: Path) -> None:

@@ -93,7 +93,7 @@ def test_django_rclone_settings_and_backups_work_unchanged(settings: Any, tmp_pa
     assert names(remote / "uploads" / "docs") == ["a.txt"]
     (media / "docs" / "a.txt").unlink()
     (media / "docs" / "extra.txt").write_text("not on the remote\n")
-    run("mediarestore")
+    run("mediarestore", "--noinput")
     assert names(media / "docs") == ["a.txt"]  # a mirror: local extras are deleted
 
 

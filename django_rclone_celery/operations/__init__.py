@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from .backup import backup_database
 from .catalog import cleanup_backups, list_backups
-from .media import backup_media, list_media, restore_media
+from .media import (
+    backup_media,
+    cleanup_media,
+    list_media,
+    list_media_points,
+    plan_restore,
+    restore_media,
+)
 from .restore import restore_database
 from .run import Progress, ProgressCallback, Run
 from .verify import verify_backup
@@ -16,8 +23,11 @@ __all__ = [
     "backup_database",
     "backup_media",
     "cleanup_backups",
+    "cleanup_media",
     "list_backups",
     "list_media",
+    "list_media_points",
+    "plan_restore",
     "restore_database",
     "restore_media",
     "verify_backup",

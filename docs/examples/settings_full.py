@@ -25,6 +25,7 @@ DJANGO_RCLONE = {
     "COMPRESSION_THREADS": None,  # auto: by the usable CPUs
     # media backups
     "MEDIA_BACKUP_DIR": "media",
+    "MEDIA_MAX_DELETE": "50%",  # a count (50) or a share of the destination's files
     # Celery
     "SCHEDULES": {},
     "INSTALL_SCHEDULES": True,

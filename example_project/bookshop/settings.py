@@ -97,6 +97,8 @@ DJANGO_RCLONE = {
         "hourly media backup": {
             "task": "django_rclone_celery.media_backup",
             "crontab": "5 * * * *",
+            # Keeps media history under the retention rules (a point per changed hour).
+            "kwargs": {"clean": True},
         },
         # The restore drill: restore the newest backup of every database beside
         # it, compare it with its manifest, drop it (docs/schedules.md).

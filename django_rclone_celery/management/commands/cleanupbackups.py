@@ -4,15 +4,16 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from ...operations import cleanup_backups
-from ..base import QueueableCommand
+from ...operations import cleanup_backups, cleanup_media
+from ..base import QueueableCommand, human_size
 
 
 class Command(QueueableCommand):
     operation = "db_cleanup"
     help = (
         "Delete the database backups that no retention rule keeps "
-        "(DB_CLEANUP_KEEP and DB_CLEANUP_KEEP_*); manifests go with their backups."
+        "(DB_CLEANUP_KEEP and DB_CLEANUP_KEEP_*); manifests go with their backups. "
+        "With --media, the media points instead, under the same rules."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,10 +24,22 @@ class Command(QueueableCommand):
             action="store_true",
             help="Delete nothing; print what would be kept and deleted.",
         )
+        parser.add_argument(
+            "--media",
+            action="store_true",
+            help="Clean up media history: points no rule keeps, and versions only they needed.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        queued = options["enqueue"] or options["wait"]
+        if options["media"]:
+            if queued:
+                # No task cleans media alone: media_backup(clean=True) does it on schedule.
+                raise CommandError("--media runs here only: leave out --enqueue/--wait")
+            self._media(options)
+            return
         alias = options["database"]
-        if options["dry_run"] and (options["enqueue"] or options["wait"]):
+        if options["dry_run"] and queued:
             raise CommandError("--dry-run runs here only: leave out --enqueue/--wait")
         if self.hand_off(options, database=alias):
             return
@@ -41,6 +54,26 @@ class Command(QueueableCommand):
             self.stdout.write(f"  {name}  ({', '.join(result.reasons.get(name, []))})")
         verb = "Would delete" if result.dry_run else "Deleted"
         self.stdout.write(f"{verb} {len(result.deleted)} backups of {alias}:")
+        for name in result.deleted:
+            self.stdout.write(f"  {name}")
+        if result.dry_run:
+            self.stdout.write(self.style.WARNING("Dry run: nothing was deleted."))
+
+    def _media(self, options: dict[str, Any]) -> None:
+        result = self.run_operation(cleanup_media, dry_run=options["dry_run"])
+        if options["json"]:
+            self.emit(result, "", options)
+            return
+        if options["verbosity"] < 1:
+            return
+        self.stdout.write(f"Kept {len(result.kept)} media points:")
+        for name in result.kept:
+            self.stdout.write(f"  {name}  ({', '.join(result.reasons.get(name, []))})")
+        verb = "Would delete" if result.dry_run else "Deleted"
+        self.stdout.write(
+            f"{verb} {len(result.deleted)} media points and {result.versions_deleted} old "
+            f"file versions ({human_size(result.bytes_freed)}):"
+        )
         for name in result.deleted:
             self.stdout.write(f"  {name}")
         if result.dry_run:
