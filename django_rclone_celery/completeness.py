@@ -152,7 +152,9 @@ class SqliteDump(_Lines):
 
     def counts(self) -> dict[str, int]:
         self._flush()
-        return {_unquote(name, b'"'): count for name, count in self.rows.items()}
+        counted = {_unquote(name, b'"'): count for name, count in self.rows.items()}
+        # SQLite's own tables (sqlite_sequence) are its bookkeeping, not data.
+        return {name: n for name, n in counted.items() if not name.startswith("sqlite_")}
 
 
 # mysqldump's INSERTs hold many rows: ``INSERT INTO `t` VALUES (..),(..);`` on

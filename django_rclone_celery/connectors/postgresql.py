@@ -328,7 +328,11 @@ class _SnapshotCounter:
             "SELECT n.nspname, c.relname FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
-            "AND n.nspname NOT LIKE 'pg\\_%'"
+            "AND n.nspname NOT LIKE 'pg\\_%' "
+            # An extension's tables (PostGIS's spatial_ref_sys) are dumped
+            # filtered or not at all: count(*) would not describe the dump.
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+            "AND d.objid = c.oid AND d.deptype = 'e')"
         )
         counts = {}
         for schema, table in cursor.fetchall():
