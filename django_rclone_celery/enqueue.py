@@ -20,19 +20,10 @@ from celery.result import AsyncResult
 from django.db import transaction
 
 from .exceptions import ConfigurationError, DjangoRcloneCeleryError
+from .registry import OPERATIONS
 
 # operation -> task name; commands and the admin queue runs by operation.
-TASKS = {
-    "db_backup": "django_rclone_celery.db_backup",
-    "db_restore": "django_rclone_celery.db_restore",
-    "db_cleanup": "django_rclone_celery.db_cleanup",
-    "db_verify": "django_rclone_celery.db_verify",
-    "media_backup": "django_rclone_celery.media_backup",
-    "media_restore": "django_rclone_celery.media_restore",
-    "pgclone_dump": "django_rclone_celery.pgclone_dump",
-    "pgclone_restore": "django_rclone_celery.pgclone_restore",
-    "pgclone_copy": "django_rclone_celery.pgclone_copy",
-}
+TASKS = {op.name: op.task for op in OPERATIONS}
 
 NOT_LOADED = (
     "The project's Celery app is not loaded, so the task cannot be queued "

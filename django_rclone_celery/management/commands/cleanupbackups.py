@@ -25,7 +25,10 @@ class Command(OperationCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         alias = options["database"]
-        result = self.run_operation(cleanup_backups, database=alias, dry_run=options["dry_run"])
+        if options["dry_run"]:  # reads only: no lease, no ledger row
+            result = self.run_operation(cleanup_backups, database=alias, dry_run=True)
+        else:
+            result = self.run_guarded("db_cleanup", database=alias)
         if options["json"]:
             self.emit(result, "", options)
             return

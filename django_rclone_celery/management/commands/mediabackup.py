@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...operations import backup_media
 from ..base import QueueableCommand
 
 
@@ -13,5 +12,5 @@ class Command(QueueableCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if self.hand_off(options):
             return
-        result = self.run_operation(backup_media)
+        result = self.run_guarded("media_backup")
         self.emit(result, f"Synced {result.source} to {result.destination}", options)

@@ -117,27 +117,27 @@ class Command(OperationCommand):
             for line in results:
                 self.stdout.write(line)
         elif verb == "dump":
-            key = self.run_operation(
-                pgclone.dump,
+            key = self.run_guarded(
+                "pgclone_dump",
                 exclude=options["exclude"],
                 pre_dump_hooks=options["pre_dump_hooks"],
                 instance=options["instance"],
                 storage_location=options["storage_location"],
                 **common,
             )
-            self.stdout.write(key)
+            self.stdout.write(key.dump_key)
         elif verb == "restore":
-            key = self.run_operation(
-                pgclone.restore,
+            key = self.run_guarded(
+                "pgclone_restore",
                 dump_key=options["dump_key"],
                 pre_swap_hooks=options["pre_swap_hooks"],
                 reversible=options["reversible"],
                 storage_location=options["storage_location"],
                 **common,
             )
-            self.stdout.write(key)
+            self.stdout.write(key.dump_key)
         elif verb == "copy":
-            key = self.run_operation(pgclone.copy, dump_key=options["dump_key"], **common)
-            self.stdout.write(key)
+            key = self.run_guarded("pgclone_copy", dump_key=options["dump_key"], **common)
+            self.stdout.write(key.dump_key)
         else:  # pragma: no cover - argparse refuses other names
             raise CommandError(f"unknown subcommand {verb!r}")
