@@ -39,9 +39,8 @@ def call(*args: str) -> tuple[str, str]:
 
 def test_every_task_of_the_package_is_in_the_registry() -> None:
     """Fails when a task is added to tasks.py without its registry entry (or the reverse)."""
-    from tests.celery_app import app
-
     import django_rclone_celery.tasks  # noqa: F401  (defines the shared tasks)
+    from tests.celery_app import app
 
     app.finalize()
     ours = {name for name in app.tasks if name.startswith(registry.TASK_PREFIX)}
@@ -52,8 +51,8 @@ def test_every_task_of_the_package_is_in_the_registry() -> None:
 def test_every_list_of_operations_derives_from_the_registry() -> None:
     names = [op.name for op in registry.OPERATIONS]
     assert [choice.value for choice in Operation] == names
-    assert enqueue.TASKS == {name: registry.TASK_PREFIX + name for name in names}
-    assert admin.LABELS == {op.name: op.label for op in registry.OPERATIONS}
+    assert {name: registry.TASK_PREFIX + name for name in names} == enqueue.TASKS
+    assert {op.name: op.label for op in registry.OPERATIONS} == admin.LABELS
     assert schedules.KNOWN_TASKS == registry.TASK_NAMES
     assert "django_rclone_celery.portable_backup" in schedules.KNOWN_TASKS
 
@@ -136,7 +135,9 @@ def test_in_process_commands_leave_ledger_rows_and_wait_for_the_lease(
     call("dbbackup", "-d", alias)
     backup = BackupRun.objects.get()
     assert (backup.operation, backup.database, backup.status) == ("db_backup", alias, "succeeded")
-    assert backup.slot.startswith(MANUAL_SLOT) and backup.path and backup.lock_token
+    assert backup.slot.startswith(MANUAL_SLOT)
+    assert backup.path
+    assert backup.lock_token
     assert str(backup.worker).endswith(f"pid {__import__('os').getpid()}")
 
     # A worker's run (here: a lease held by the test) makes the command wait.
@@ -163,7 +164,8 @@ def test_in_process_commands_leave_ledger_rows_and_wait_for_the_lease(
     assert f"another run holds the lock on {alias!r}; waiting for it" in err
     restore = BackupRun.objects.get(operation="db_restore")
     assert restore.status == "succeeded"
-    assert restore.started is not None and restore.seen is not None
+    assert restore.started is not None
+    assert restore.seen is not None
 
     # Waiting is bounded by LOCK_WAIT: then one clear line, nothing changed.
     drc_config(LOCK_WAIT=1)
@@ -174,16 +176,15 @@ def test_in_process_commands_leave_ledger_rows_and_wait_for_the_lease(
     finally:
         holder.release()
     refused = BackupRun.objects.filter(operation="db_backup").order_by("-pk").first()
-    assert refused is not None and refused.status == "failed"
+    assert refused is not None
+    assert refused.status == "failed"
     assert len([f for f in remote_files(remote_dir) if not f.endswith(".json")]) == 1
 
     # Media commands too (under the "media" lease).
     (media_root / "a.txt").write_text("a")
     call("mediabackup")
     call("mediarestore")
-    media = list(
-        BackupRun.objects.filter(database="").values_list("operation", "status", "slot")
-    )
+    media = list(BackupRun.objects.filter(database="").values_list("operation", "status", "slot"))
     assert sorted(m[:2] for m in media) == [
         ("media_backup", "succeeded"),
         ("media_restore", "succeeded"),

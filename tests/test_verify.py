@@ -205,7 +205,10 @@ def test_no_backup_is_backup_not_found(alias: str, remote_dir: Path) -> None:
     ("alias", "compression"),
     [
         pytest.param(
-            "pg", "zstd", marks=pytest.mark.django_db(transaction=True, databases=["default", "pg"]), id="pg"
+            "pg",
+            "zstd",
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "pg"]),
+            id="pg",
         ),
         pytest.param(
             "default",
