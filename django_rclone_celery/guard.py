@@ -268,7 +268,7 @@ def _execute(
         recorder.restore_ledger()
         error: BaseException = exc
         if cancel.cancelled and not isinstance(exc, LeaseLost):
-            error = LeaseLost(f"{cancel.reason}; the run was stopped ({exc})")
+            error = LeaseLost(f"{cancel.reason}; the run was stopped")
         again = None if cancel.cancelled or retry is None else retry(error, row)
         if again is None:
             _finished(plan, row, payload=None, error=error)
@@ -357,6 +357,16 @@ def _wait_here(
             )
         ledger.seen(row)
         time.sleep(pause * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
+    # The run we waited for may have been a restore that replaced a database
+    # (the ledger's, or ours) under this process's connections.
+    _reconnect(ledger.ledger_alias(), plan.database)
+
+
+def _reconnect(*aliases: str | None) -> None:
+    for alias in {a for a in aliases if a}:
+        connection = connections[alias]
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 # -- entry point: Celery tasks ---------------------------------------------------

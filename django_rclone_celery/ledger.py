@@ -32,7 +32,7 @@ from datetime import timezone as dt_timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -274,10 +274,19 @@ def take_over(row: BackupRun, task_id: str) -> BackupRun | None:
 
 
 def seen(row: BackupRun) -> None:
-    """A sign of life from a run that is waiting for the lease."""
-    BackupRun.objects.filter(pk=row.pk, status=Status.QUEUED, task_id=row.task_id).update(
-        seen=timezone.now()
-    )
+    """A sign of life from a run that is waiting for the lease.
+
+    The run it waits for may be a restore swapping the ledger's own database
+    (which ends this connection): the next sign of life reconnects.
+    """
+    try:
+        BackupRun.objects.filter(pk=row.pk, status=Status.QUEUED, task_id=row.task_id).update(
+            seen=timezone.now()
+        )
+    except DatabaseError:
+        connection = connections[ledger_alias()]
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def abandon(row: BackupRun, error: str) -> None:
