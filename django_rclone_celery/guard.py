@@ -344,22 +344,31 @@ def _wait_here(
     if lock.acquire():
         return
     settings = get_settings()
-    deadline = time.monotonic() + settings.lock_wait
+    now = time.monotonic()
+    deadline = now + settings.lock_wait
     ledger.mark_queued(row)
+    # The run we wait for may be a restore replacing the ledger's database:
+    # hold no connection to it meanwhile (a SQLite file replaced under an
+    # open connection is corrupted by that connection's next write).
+    _reconnect(ledger.ledger_alias(), plan.database)
     if on_wait is not None:
         on_wait(f"another run holds the lock on {plan.lock_target!r}; waiting for it")
     pause = min(1.0, float(settings.lock_retry_delay))
+    every = ledger.queued_timeout() / 3  # signs of life: enough, and rare
+    last_sign = now
     while not lock.acquire():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise OperationBusy(
                 f"another operation held the lock on {plan.lock_target!r} "
                 f"for longer than LOCK_WAIT ({settings.lock_wait} s)"
             )
-        ledger.seen(row)
+        if now - last_sign >= every:
+            last_sign = now
+            ledger.seen(row)
+            _reconnect(ledger.ledger_alias())
         time.sleep(pause * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
-    # The run we waited for may have been a restore that replaced a database
-    # (the ledger's, or ours) under this process's connections.
-    _reconnect(ledger.ledger_alias(), plan.database)
+    _reconnect(ledger.ledger_alias(), plan.database)  # they may have been replaced
 
 
 def _reconnect(*aliases: str | None) -> None:

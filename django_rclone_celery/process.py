@@ -95,9 +95,12 @@ class PipeStats:
 class Cancel:
     """A run's stop button, pressed from any thread (the lease heartbeat).
 
-    While :func:`cancellable` is active, every program started through this
-    module joins the scope; :meth:`cancel` kills them all, and any started
-    later dies at once. The stream loops then see their tools die and fail.
+    While :func:`cancellable` is active, every streaming program (``pipe``,
+    ``pipe_into``, ``read_from``) joins the scope; :meth:`cancel` kills them
+    all, and any stream started later dies at once. The stream loops then see
+    their tools die and fail. Short commands (``run``) are left to finish: the
+    clean-up after a failure (deleting a partial, dropping a staged copy)
+    uses them; what must not happen after a cancel is checked by the caller.
     """
 
     def __init__(self) -> None:
@@ -208,9 +211,6 @@ def run(
     error: type[ProcessError] = ProcessError,
 ) -> Completed:
     """Run a short command to completion and capture its output."""
-    scope = _scope.get()
-    if scope is not None and scope.cancelled:  # e.g. a swap after the lease was lost
-        raise error(cmd.argv, None, f"not started: {scope.reason}")
     secrets = cmd.secrets()
     logger.debug("run %s", cmd.argv)
     with _materialise(cmd, error) as (argv, env):

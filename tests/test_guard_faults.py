@@ -27,7 +27,7 @@ from django.db import connections
 from django_rclone_celery import locks
 from django_rclone_celery.ledger import queued_timeout
 from django_rclone_celery.models import BackupRun
-from tests.conftest import free_port, make_big_table, populate, remote_files, snapshot
+from tests.conftest import find_pids, free_port, make_big_table, populate, remote_files, snapshot
 from tests.test_tasks import BACKUP, SLOW_STREAM
 from tests.workers import RedisServer, Workers, wait_for
 
@@ -88,6 +88,7 @@ def backups(remote: Path, alias: str) -> set[str]:
     }
 
 
+@pytest.mark.slow  # ~30-50 s per engine on two busy cores
 @pytest.mark.parametrize("alias", ENGINES)
 def test_runs_from_every_entry_point_never_overlap(
     alias: str, remote_dir: Path, task_app: Any, workers: Any
@@ -260,6 +261,8 @@ def test_a_run_whose_lease_was_taken_stops_and_publishes_nothing(
     assert failed.status == "failed"
     assert failed.error.startswith("LeaseLost: lost the lock on 'pg'")
     assert remote_files(remote_dir) == []  # no backup, no partial, no manifest
+    name = connections["pg"].settings_dict["NAME"]
+    assert find_pids("pg_dump", contains=name) == []  # the tool died with the run
     assert own_redis.client().get(locks.lock_key("pg")) == b"another-run"  # left alone
 
 
