@@ -31,12 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from . import ledger, registry, signals
+from . import ledger, naming, registry, signals
 from .conf import get_settings
-from .exceptions import InvalidArguments, LeaseLost, OperationBusy, RcloneError
+from .exceptions import (
+    ConfigurationError,
+    InvalidArguments,
+    LeaseLost,
+    OperationBusy,
+    RcloneError,
+)
 from .locks import FileLease, Heartbeat, Lease, lease
 from .models import BackupRun, Status
 from .operations.run import Progress
@@ -80,6 +86,8 @@ def plan(name: str, kwargs: dict[str, Any]) -> Plan:
     spec = registry.TASKS[name]
     given = {k: v for k, v in kwargs.items() if not (k in spec.fixed and v is None)}
     registry.check_kwargs(name, given)
+    if given.get("input_path"):
+        naming.check_relative(given["input_path"])  # path tricks: refused before any work
     args = {**given, **spec.fixed}
     slot, key = args.pop("slot", None), args.pop("idempotency_key", None)
     op = spec.operation
@@ -179,10 +187,23 @@ def _signal_failure(
     )
 
 
+def _started(plan: Plan, row: BackupRun) -> None:
+    """The one place a run is known to start: it holds the lease and its row is running."""
+    logger.info(
+        "%s %s: run %s started (slot %s, %s)",
+        plan.operation,
+        plan.database or "",
+        row.task_id,
+        row.slot,
+        row.worker,
+    )
+
+
 def _finished(
-    plan: Plan, row: BackupRun, *, payload: dict[str, Any] | None, error: BaseException | None
+    row: BackupRun, *, payload: dict[str, Any] | None, error: BaseException | None
 ) -> None:
-    """The one place a run's final outcome is recorded (not called for a retried attempt)."""
+    """The one place a run's final outcome is recorded: success, failure, or refusal at
+    the door (not called for an attempt that is retried)."""
     if error is None:
         ledger.succeed(row, payload or {})
     else:
@@ -237,9 +258,10 @@ def _guarded(
         settings = get_settings()
         if started.attempts > settings.task_max_retries + 1:
             exc = _too_many_attempts(started)
-            _finished(plan, started, payload=None, error=exc)
+            _finished(started, payload=None, error=exc)
             _signal_failure(plan.operation, plan.database, started, exc)
             raise exc
+        _started(plan, started)
         protect = plan.at_most_once and _same_database(plan.database, ledger.ledger_alias())
         recorder = _Recorder(started, protect, beat, cancel, report)
         return _execute(plan, started, recorder, cancel, retry)
@@ -271,7 +293,7 @@ def _execute(
             error = LeaseLost(f"{cancel.reason}; the run was stopped")
         again = None if cancel.cancelled or retry is None else retry(error, row)
         if again is None:
-            _finished(plan, row, payload=None, error=error)
+            _finished(row, payload=None, error=error)
         else:
             ledger.fail(row, error)  # this attempt; the retry claims the row again
         if not signalled:
@@ -285,7 +307,7 @@ def _execute(
     recorder.restore_ledger()
     payload = dict(result.as_dict())
     payload.update(task_id=row.task_id, slot=row.slot, run=row.pk)
-    _finished(plan, row, payload=payload, error=None)
+    _finished(row, payload=payload, error=None)
     return Outcome(result, payload)
 
 
@@ -320,12 +342,20 @@ def run_here(
     """
     the_plan = plan(name, kwargs)
     run_id = uuid.uuid4().hex
-    row, _ = ledger.claim(the_plan.operation, the_plan.database or "", MANUAL_SLOT + run_id, run_id)
+    try:
+        row, _ = ledger.claim(
+            the_plan.operation, the_plan.database or "", MANUAL_SLOT + run_id, run_id
+        )
+    except DatabaseError as exc:
+        raise ConfigurationError(
+            f"cannot record the run in the ledger on {ledger.ledger_alias()!r} "
+            f"({str(exc).strip()}); has `manage.py migrate` been run?"
+        ) from exc
     lock = lease(the_plan.lock_target)
     try:
         _wait_here(the_plan, row, lock, on_wait)
     except BaseException as exc:
-        _finished(the_plan, row, payload=None, error=exc)
+        _finished(row, payload=None, error=exc)
         raise
     try:
         outcome = _guarded(the_plan, row, lock, run_id, here())
@@ -394,7 +424,7 @@ def run_task(task: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     task_id = request.id or uuid.uuid4().hex
     try:
         the_plan = plan(name, kwargs)
-    except InvalidArguments as exc:
+    except (InvalidArguments, ConfigurationError) as exc:
         _refuse(name, kwargs, task_id, getattr(request, "periodic_task_name", None), exc)
         raise
     the_slot = ledger.resolve_slot(
@@ -455,9 +485,9 @@ def _refuse(
     kwargs: dict[str, Any],
     task_id: str,
     periodic_task_name: str | None,
-    exc: InvalidArguments,
+    exc: Exception,
 ) -> None:
-    """Record a run refused at the door, so the history and monitoring show it."""
+    """Record a run refused at the door (one attempt, failed), so history and monitoring see it."""
     spec = registry.TASKS[name]
     database = kwargs.get("database")
     database = database[:100] if isinstance(database, str) else ""
@@ -471,7 +501,9 @@ def _refuse(
     )
     row, _ = ledger.claim(spec.operation.name, database, slot, task_id)
     if row.status in (Status.QUEUED, Status.FAILED) and row.task_id == task_id:
-        ledger.fail(row, exc)
+        ledger.refused(row)
+        _finished(row, payload=None, error=exc)
+        _signal_failure(spec.operation.name, database or None, row, exc)
     logger.error("%s: refused its arguments: %s", spec.task, exc)
 
 
@@ -482,7 +514,7 @@ def _wait_for_lease(task: Any, plan: Plan, row: BackupRun) -> dict[str, Any]:
     waited = (timezone.now() - fresh.created).total_seconds()
     if waited > settings.lock_wait or task.request.called_directly:
         exc = OperationBusy(f"another operation holds the lock on {plan.lock_target!r}")
-        _finished(plan, fresh, payload=None, error=exc)
+        _finished(fresh, payload=None, error=exc)
         raise exc
     ledger.mark_queued(fresh)
     countdown = settings.lock_retry_delay * (1 + random.random())  # noqa: S311 - jitter only

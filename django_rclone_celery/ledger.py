@@ -346,6 +346,13 @@ def reap_abandoned(database: str, keep: BackupRun) -> int:
     return reaped
 
 
+def refused(row: BackupRun) -> None:
+    """Count a delivery refused at the door as an attempt (it will not be retried)."""
+    BackupRun.objects.filter(pk=row.pk, task_id=row.task_id).update(
+        attempts=F("attempts") + 1, started=timezone.now()
+    )
+
+
 def mark_queued(row: BackupRun) -> None:
     BackupRun.objects.filter(pk=row.pk, status=Status.QUEUED).update(
         stage="waiting for lock", seen=timezone.now()

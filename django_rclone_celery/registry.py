@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
-from .exceptions import InvalidArguments
+from .exceptions import ConfigurationError, InvalidArguments
 
 TASK_PREFIX = "django_rclone_celery."
 MEDIA_LOCK = "media"  # the lease shared by media backup and restore
 
 Check = Callable[[Any], str | None]  # a problem, or None if the value is fine
+
+
+class Unconfigured(str):
+    """A problem with the project's configuration rather than the value's form (an alias)."""
 
 
 # -- parameter rules (the command line's, as data) -----------------------------
@@ -35,7 +39,8 @@ def _alias(value: Any) -> str | None:
         return f"{value!r} is not a database alias (a non-empty string)"
     if value not in connections.settings:
         known = ", ".join(sorted(connections.settings))
-        return f"unknown database alias {value!r} (configured: {known})"
+        # The connectors' words: the same mistake reads the same from every entry point.
+        return Unconfigured(f"unknown database alias {value!r} (configured: {known})")
     return None
 
 
@@ -240,13 +245,21 @@ def problems(name: str, kwargs: Mapping[str, Any]) -> list[str]:
     for key, value in kwargs.items():
         check = allowed.get(key)
         problem = check(value) if check else None
-        if problem:
-            found.append(f"{key}: {problem}")
+        if isinstance(problem, Unconfigured) and key == "database":
+            found.append(problem)
+        elif problem:
+            found.append(type(problem)(f"{key}: {problem}"))
     return found
 
 
 def check_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
-    """Refuse arguments the command line would refuse; raises :class:`InvalidArguments`."""
+    """Refuse arguments the command line would refuse.
+
+    Raises :class:`InvalidArguments`, or ``ConfigurationError`` when the only
+    problem is an alias the project does not configure (as the connectors do).
+    """
     found = problems(name, kwargs)
+    if found and all(isinstance(p, Unconfigured) for p in found):
+        raise ConfigurationError("; ".join(found))
     if found:
         raise InvalidArguments("; ".join(found))
