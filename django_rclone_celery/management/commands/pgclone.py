@@ -117,7 +117,7 @@ class Command(OperationCommand):
             for line in results:
                 self.stdout.write(line)
         elif verb == "dump":
-            key = self.run_guarded(
+            run = self.run_guarded(
                 "pgclone_dump",
                 exclude=options["exclude"],
                 pre_dump_hooks=options["pre_dump_hooks"],
@@ -125,9 +125,9 @@ class Command(OperationCommand):
                 storage_location=options["storage_location"],
                 **common,
             )
-            self.stdout.write(key.dump_key)
+            self.stdout.write(run.dump_key)
         elif verb == "restore":
-            key = self.run_guarded(
+            run = self.run_guarded(
                 "pgclone_restore",
                 dump_key=options["dump_key"],
                 pre_swap_hooks=options["pre_swap_hooks"],
@@ -135,9 +135,9 @@ class Command(OperationCommand):
                 storage_location=options["storage_location"],
                 **common,
             )
-            self.stdout.write(key.dump_key)
+            self.stdout.write(run.dump_key)
         elif verb == "copy":
-            key = self.run_guarded("pgclone_copy", dump_key=options["dump_key"], **common)
-            self.stdout.write(key.dump_key)
+            run = self.run_guarded("pgclone_copy", dump_key=options["dump_key"], **common)
+            self.stdout.write(run.dump_key)
         else:  # pragma: no cover - argparse refuses other names
             raise CommandError(f"unknown subcommand {verb!r}")
