@@ -274,12 +274,17 @@ def test_a_queued_run_whose_message_was_lost_is_taken_over(
 
     drc_config(LOCK_URL=own_redis.url(2), LOCK_TTL=3, LOCK_RETRY_DELAY=0.5, TASK_MAX_RETRIES=2)
     locks._client.cache_clear()
-    app._pool = None
-    if "amqp" in app.__dict__:
-        app.__dict__["amqp"]._producer_pool = None
-    app._backend_cache = None
-    app._local.__dict__.pop("backend", None)
-    app.conf.update(broker_url=own_redis.url(0), result_backend=own_redis.url(1))
+    before = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}
+
+    def point_app(**urls: Any) -> None:
+        app._pool = None  # drop cached pools and backends, as the task_app fixture does
+        if "amqp" in app.__dict__:
+            app.__dict__["amqp"]._producer_pool = None
+        app._backend_cache = None
+        app._local.__dict__.pop("backend", None)
+        app.conf.update(**urls)
+
+    point_app(broker_url=own_redis.url(0), result_backend=own_redis.url(1))
     app.set_current()
     pool = Workers(RedisServer(port=own_redis.port, pid=0), tmp_path)
     try:
@@ -319,3 +324,4 @@ def test_a_queued_run_whose_message_was_lost_is_taken_over(
     finally:
         for worker in pool.started:
             worker.stop()
+        point_app(**before)
