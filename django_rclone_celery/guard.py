@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -351,7 +352,7 @@ def run_here(
             f"cannot record the run in the ledger on {ledger.ledger_alias()!r} "
             f"({str(exc).strip()}); has `manage.py migrate` been run?"
         ) from exc
-    lock = lease(the_plan.lock_target)
+    lock = lease_here(the_plan.lock_target)
     try:
         _wait_here(the_plan, row, lock, on_wait)
     except BaseException as exc:
@@ -363,6 +364,21 @@ def run_here(
         lock.release()
     assert isinstance(outcome, Outcome)  # a fresh manual row is never claimed by another run
     return outcome.result
+
+
+def local_lock_dir() -> str:
+    """Where commands lock when no lock server is configured: this host's temp directory."""
+    return os.path.join(tempfile.gettempdir(), f"django_rclone_celery-locks-{os.getuid()}")
+
+
+def lease_here(target: str) -> Lease | FileLease:
+    """The lease an in-process run takes on ``target``."""
+    try:
+        return lease(target)
+    except ConfigurationError:
+        # Neither LOCK_URL nor a Redis broker: a project that runs only commands
+        # (no worker could run without them). They exclude each other on this host.
+        return FileLease(target, local_lock_dir())
 
 
 def _wait_here(

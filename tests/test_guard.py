@@ -20,7 +20,7 @@ from django.db import connections
 
 from django_rclone_celery import admin, enqueue, ledger, locks, registry, schedules
 from django_rclone_celery.exceptions import ConfigurationError, InvalidArguments
-from django_rclone_celery.guard import MANUAL_SLOT, plan
+from django_rclone_celery.guard import MANUAL_SLOT, lease_here, local_lock_dir, plan
 from django_rclone_celery.models import BackupRun, Operation
 from tests.conftest import populate, remote_files, snapshot
 from tests.workers import wait_for
@@ -239,3 +239,17 @@ def test_an_in_process_restore_of_the_ledgers_database_keeps_the_history(
         ("db_restore", "succeeded", ""),
     ]
     assert not BackupRun.objects.using("default").exists()
+
+
+def test_commands_without_a_lock_server_lock_on_this_host(task_app: Any, drc_config: Any) -> None:
+    """No LOCK_URL and no Redis broker (a project without workers): file leases in the temp dir."""
+    drc_config(LOCK_URL=None)
+    task_app.conf.broker_url = "amqp://guest@127.0.0.1//"
+    first, second = lease_here("guard-local"), lease_here("guard-local")
+    assert isinstance(first, locks.FileLease)
+    assert first.path.startswith(local_lock_dir())
+    assert first.acquire()
+    try:
+        assert not second.acquire()  # two commands on this host exclude each other
+    finally:
+        first.release()
