@@ -390,8 +390,7 @@ def _wait_here(
     if lock.acquire():
         return
     settings = get_settings()
-    now = time.monotonic()
-    deadline = now + settings.lock_wait
+    deadline = time.monotonic() + settings.lock_wait
     ledger.mark_queued(row)
     # The run we wait for may be a restore replacing the ledger's database:
     # hold no connection to it meanwhile (a SQLite file replaced under an
@@ -400,19 +399,14 @@ def _wait_here(
     if on_wait is not None:
         on_wait(f"another run holds the lock on {plan.lock_target!r}; waiting for it")
     pause = min(1.0, float(settings.lock_retry_delay))
-    every = ledger.queued_timeout() / 3  # signs of life: enough, and rare
-    last_sign = now
+    # No sign of life is written meanwhile: a manual slot is never shared, so
+    # nobody would take it over, and the ledger is left alone until our turn.
     while not lock.acquire():
-        now = time.monotonic()
-        if now > deadline:
+        if time.monotonic() > deadline:
             raise OperationBusy(
                 f"another operation held the lock on {plan.lock_target!r} "
                 f"for longer than LOCK_WAIT ({settings.lock_wait} s)"
             )
-        if now - last_sign >= every:
-            last_sign = now
-            ledger.seen(row)
-            _reconnect(ledger.ledger_alias())
         time.sleep(pause * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
     _reconnect(ledger.ledger_alias(), plan.database)  # they may have been replaced
 

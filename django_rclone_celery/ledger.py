@@ -32,7 +32,7 @@ from datetime import timezone as dt_timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -240,9 +240,10 @@ def examine(
 def queued_timeout() -> float:
     """Seconds without a sign of life after which a queued run's message counts as lost.
 
-    A waiting run shows one at every retry (each ``LOCK_RETRY_DELAY`` to twice
-    that) and an in-process one every second; three lease TTLs leave room
-    for a busy queue and stay in minutes (3 with the default ``LOCK_TTL``).
+    A waiting task shows one at every retry (each ``LOCK_RETRY_DELAY`` to twice
+    that); three lease TTLs leave room for a busy queue and stay in minutes
+    (3 with the default ``LOCK_TTL``). In-process runs have slots of their
+    own, which no other run shares, so they need none.
     """
     settings = get_settings()
     return max(3.0 * settings.lock_ttl, 6.0 * settings.lock_retry_delay)
@@ -271,22 +272,6 @@ def take_over(row: BackupRun, task_id: str) -> BackupRun | None:
     )
     fresh: BackupRun = BackupRun.objects.get(pk=row.pk)
     return fresh
-
-
-def seen(row: BackupRun) -> None:
-    """A sign of life from a run that is waiting for the lease.
-
-    The run it waits for may be a restore swapping the ledger's own database
-    (which ends this connection): the next sign of life reconnects.
-    """
-    try:
-        BackupRun.objects.filter(pk=row.pk, status=Status.QUEUED, task_id=row.task_id).update(
-            seen=timezone.now()
-        )
-    except DatabaseError:
-        connection = connections[ledger_alias()]
-        if not connection.in_atomic_block:
-            connection.close()
 
 
 def abandon(row: BackupRun, error: str) -> None:
