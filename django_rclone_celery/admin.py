@@ -32,16 +32,9 @@ from .management.base import human_size
 from .models import BackupRun, Operation, Status
 from .monitoring import MEDIA, first_line, status
 from .operations.restore import resolve_backup
+from .registry import OPERATIONS
 
-LABELS = {
-    "db_backup": "database backup",
-    "db_cleanup": "cleanup of old backups",
-    "db_verify": "backup verification",
-    "media_backup": "media backup",
-    "db_restore": "database restore",
-    "media_restore": "media restore",
-    "pgclone_copy": "pgclone copy",
-}
+LABELS = {op.name: op.label for op in OPERATIONS}
 
 POSTGRES_VENDOR = "postgresql"
 

@@ -20,6 +20,7 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from .exceptions import BrokerUnavailable, ConfigurationError, DjangoRcloneCeleryError
+from .registry import OPERATIONS
 
 # One attempt to reach the broker or the result backend: Celery's own retries
 # take ~20 s and end in a traceback, and a refused connection is not transient.
@@ -28,17 +29,7 @@ CONNECT_TIMEOUT = 5.0
 STALLED_AFTER = 30.0
 
 # operation -> task name; commands and the admin queue runs by operation.
-TASKS = {
-    "db_backup": "django_rclone_celery.db_backup",
-    "db_restore": "django_rclone_celery.db_restore",
-    "db_cleanup": "django_rclone_celery.db_cleanup",
-    "db_verify": "django_rclone_celery.db_verify",
-    "media_backup": "django_rclone_celery.media_backup",
-    "media_restore": "django_rclone_celery.media_restore",
-    "pgclone_dump": "django_rclone_celery.pgclone_dump",
-    "pgclone_restore": "django_rclone_celery.pgclone_restore",
-    "pgclone_copy": "django_rclone_celery.pgclone_copy",
-}
+TASKS = {op.name: op.task for op in OPERATIONS}
 
 NOT_LOADED = (
     "The project's Celery app is not loaded, so the task cannot be queued "

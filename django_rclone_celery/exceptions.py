@@ -6,7 +6,9 @@
     ├── InvalidBackup             path escapes its directory, wrong engine, corrupt data
     │   └── IncompleteBackup      a dump that did not end (cut short, tool error, lock)
     ├── OperationDisabled         a kill switch (e.g. PGCLONE_ALLOW_RESTORE) refuses
+    ├── InvalidArguments          a task's (or schedule's) arguments break the command line's rules
     ├── OperationBusy             another operation holds the database's lock
+    │   └── LeaseLost             ... took it while this run worked: this run stopped
     ├── RestoreError              a restore failed; the live database was left as it was
     ├── HookFailed                a pgclone pre-dump or pre-swap hook command raised
     ├── CopyError                 a pgclone copy was refused or failed
@@ -57,6 +59,14 @@ class OperationBusy(DjangoRcloneCeleryError):
 
 class BrokerUnavailable(DjangoRcloneCeleryError):
     """The Celery broker or result backend did not answer; nothing was queued."""
+
+
+class LeaseLost(OperationBusy):
+    """The run lost its lease mid-way and was stopped: tools killed, partial work discarded."""
+
+
+class InvalidArguments(DjangoRcloneCeleryError):
+    """A task was sent arguments the command line would refuse (unknown, wrong type or value)."""
 
 
 class RestoreError(DjangoRcloneCeleryError):

@@ -11,7 +11,10 @@ running    skip if its owner still holds the database's lease; otherwise
            the owner died: take the row over (a restore marks it failed
            instead, since a restore runs at most once)
 queued     the owner waits for the lease and will retry: skip (unless it is
-           us retrying, or it has waited longer than ``LOCK_WAIT``)
+           us retrying, or it has waited longer than ``LOCK_WAIT``). An
+           owner that showed no sign of life (``seen``) for
+           :func:`queued_timeout` lost its message (a broker restart): the
+           new message takes the row over
 failed     re-claim it and run again
 =========  ================================================================
 
@@ -180,7 +183,11 @@ def claim(operation: str, database: str, slot: str, task_id: str) -> tuple[Backu
     try:
         with transaction.atomic(using=ledger_alias()):
             row = BackupRun.objects.create(
-                operation=operation, database=database, slot=slot, task_id=task_id
+                operation=operation,
+                database=database,
+                slot=slot,
+                task_id=task_id,
+                seen=timezone.now(),
             )
         return row, True
     except IntegrityError:
@@ -222,10 +229,49 @@ def examine(
     # queued
     if row.task_id == task_id:
         return Verdict(True)
-    waited = timezone.now() - row.created
-    if waited > timedelta(seconds=get_settings().lock_wait):
+    now = timezone.now()
+    if now - row.created > timedelta(seconds=get_settings().lock_wait):
         return Verdict(True)
+    if now - (row.seen or row.created) > timedelta(seconds=queued_timeout()):
+        return Verdict(True)  # its message is gone: take_over() moves the row to us
     return Verdict(False, "already queued")
+
+
+def queued_timeout() -> float:
+    """Seconds without a sign of life after which a queued run's message counts as lost.
+
+    A waiting task shows one at every retry (each ``LOCK_RETRY_DELAY`` to twice
+    that); three lease TTLs leave room for a busy queue and stay in minutes
+    (3 with the default ``LOCK_TTL``). In-process runs have slots of their
+    own, which no other run shares, so they need none.
+    """
+    settings = get_settings()
+    return max(3.0 * settings.lock_ttl, 6.0 * settings.lock_retry_delay)
+
+
+def take_over(row: BackupRun, task_id: str) -> BackupRun | None:
+    """Move a queued row whose message was lost to message ``task_id``; None if it moved on."""
+    if row.status != Status.QUEUED or row.task_id == task_id:
+        return row
+    try:
+        with transaction.atomic(using=ledger_alias()):
+            updated = BackupRun.objects.filter(
+                pk=row.pk, status=Status.QUEUED, task_id=row.task_id
+            ).update(task_id=task_id, seen=timezone.now(), attempts=0)
+    except IntegrityError:  # pragma: no cover - our task id sits on another row
+        return None
+    if not updated:
+        return None
+    logger.warning(
+        "%s %s: queued run %s showed no sign of life; %s takes over its slot %s",
+        row.operation,
+        row.database,
+        row.task_id,
+        task_id,
+        row.slot,
+    )
+    fresh: BackupRun = BackupRun.objects.get(pk=row.pk)
+    return fresh
 
 
 def abandon(row: BackupRun, error: str) -> None:
@@ -285,8 +331,17 @@ def reap_abandoned(database: str, keep: BackupRun) -> int:
     return reaped
 
 
+def refused(row: BackupRun) -> None:
+    """Count a delivery refused at the door as an attempt (it will not be retried)."""
+    BackupRun.objects.filter(pk=row.pk, task_id=row.task_id).update(
+        attempts=F("attempts") + 1, started=timezone.now()
+    )
+
+
 def mark_queued(row: BackupRun) -> None:
-    BackupRun.objects.filter(pk=row.pk, status=Status.QUEUED).update(stage="waiting for lock")
+    BackupRun.objects.filter(pk=row.pk, status=Status.QUEUED).update(
+        stage="waiting for lock", seen=timezone.now()
+    )
 
 
 def progress(row: BackupRun, stage: str, bytes_done: int, bytes_total: int | None) -> None:

@@ -230,18 +230,26 @@ class FileLease:
 
 
 class Heartbeat:
-    """Renews a lease every third of its TTL on a daemon thread.
+    """Renews a lease every third of its TTL on a daemon thread; a lease is held or lost.
 
-    If a renewal fails (the lease expired or Redis was unreachable for a whole
-    TTL), ``lost`` is set and ``on_lost`` is called once: the caller decides
-    whether to stop.
+    A renewal that finds the key gone (a broker restarted without persistence)
+    takes it back at once if nobody else holds it. If somebody else does, or
+    no renewal got through for a whole TTL (the key may have expired and been
+    taken meanwhile), ``lost`` is set and ``on_lost(reason)`` is called once:
+    the run guard stops the run. :meth:`confirm` does the same check
+    synchronously, for the moments that must not happen without the lease
+    (publishing, swapping).
     """
 
-    def __init__(self, lease: Lease | FileLease, on_lost: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, lease: Lease | FileLease, on_lost: Callable[[str], None] | None = None
+    ) -> None:
         self.lease = lease
         self.on_lost = on_lost
         self.lost = threading.Event()
         self._stop = threading.Event()
+        self._check = threading.Lock()
+        self._last_ok = time.monotonic()
         self._thread = threading.Thread(
             target=self._loop, name=f"lease-heartbeat-{lease.target}", daemon=True
         )
@@ -249,17 +257,42 @@ class Heartbeat:
     def _loop(self) -> None:
         interval = self.lease.ttl_ms / 3000
         while not self._stop.wait(interval):
-            try:
-                ok = self.lease.renew()
-            except Exception:  # Redis blip: the next beat may still make it in time
-                logger.warning("could not renew the lock on %s", self.lease.target, exc_info=True)
-                continue
-            if not ok:
-                logger.error("lost the lock on %s while still working", self.lease.target)
-                self.lost.set()
-                if self.on_lost:
-                    self.on_lost()
+            if not self.confirm():
                 return
+
+    def confirm(self) -> bool:
+        """Renew now; True while the lease is ours (re-taken if it had vanished)."""
+        with self._check:
+            if self.lost.is_set():
+                return False
+            try:
+                ok = self.lease.renew() or self._retake()
+            except Exception:  # a Redis blip: the lease stands until its TTL runs out
+                if time.monotonic() - self._last_ok < self.lease.ttl_ms / 1000:
+                    logger.warning(
+                        "could not renew the lock on %s", self.lease.target, exc_info=True
+                    )
+                    return True
+                return self._lose("the lock service was unreachable for a whole lease TTL")
+            if ok:
+                self._last_ok = time.monotonic()
+                return True
+            return self._lose("another run took it")
+
+    def _retake(self) -> bool:
+        # SET NX with our own token: only if the key is free (it vanished).
+        if not self.lease.acquire():
+            return False
+        logger.warning("the lock on %s had vanished; took it back", self.lease.target)
+        return True
+
+    def _lose(self, why: str) -> bool:
+        reason = f"lost the lock on {self.lease.target!r} while working: {why}"
+        logger.error("%s", reason)
+        self.lost.set()
+        if self.on_lost:
+            self.on_lost(reason)
+        return False
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

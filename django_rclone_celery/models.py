@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from .registry import OPERATIONS
+
 
 class Status(models.TextChoices):
     QUEUED = "queued"  # claimed, waiting for the database's lock
@@ -19,16 +21,11 @@ class Status(models.TextChoices):
     FAILED = "failed"
 
 
-class Operation(models.TextChoices):
-    DB_BACKUP = "db_backup"
-    DB_RESTORE = "db_restore"
-    DB_CLEANUP = "db_cleanup"
-    DB_VERIFY = "db_verify"
-    MEDIA_BACKUP = "media_backup"
-    MEDIA_RESTORE = "media_restore"
-    PGCLONE_DUMP = "pgclone_dump"
-    PGCLONE_RESTORE = "pgclone_restore"
-    PGCLONE_COPY = "pgclone_copy"
+# The operations come from the registry (one list for the ledger, the tasks,
+# the schedules, the admin and the commands).
+Operation = models.TextChoices(  # type: ignore[call-overload]
+    "Operation", [(op.name.upper(), op.name) for op in OPERATIONS]
+)
 
 
 class BackupRun(models.Model):
@@ -54,6 +51,9 @@ class BackupRun(models.Model):
     worker = models.CharField(max_length=255, blank=True, default="")
     created = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     started = models.DateTimeField(null=True, blank=True)
+    # The last sign of life of a run waiting for the lease; a queued row
+    # whose owner stopped showing any is taken over (ledger.examine).
+    seen = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     path = models.CharField(max_length=1024, blank=True, default="")
     size = models.BigIntegerField(null=True, blank=True)

@@ -22,6 +22,7 @@ Rules it enforces for everyone else:
 from __future__ import annotations
 
 import collections
+import contextvars
 import ctypes
 import hashlib
 import logging
@@ -120,6 +121,67 @@ class PipeStats:
     sha256: str  # of the side chosen by ``digest``
     source_stderr: str
     sink_stderr: str
+
+
+class Cancel:
+    """A run's stop button, pressed from any thread (the lease heartbeat).
+
+    While :func:`cancellable` is active, every streaming program (``pipe``,
+    ``pipe_into``, ``read_from``) joins the scope; :meth:`cancel` kills them
+    all, and any stream started later dies at once. The stream loops then see
+    their tools die and fail. Short commands (``run``) are left to finish: the
+    clean-up after a failure (deleting a partial, dropping a staged copy)
+    uses them; what must not happen after a cancel is checked by the caller.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen[bytes]] = set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.event.is_set()
+
+    def cancel(self, reason: str) -> None:
+        with self._lock:
+            if not self.event.is_set():
+                self.reason = reason
+                self.event.set()
+            procs = list(self._procs)
+        for proc in procs:
+            _kill_quietly(proc)
+
+    def adopt(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            stopped = self.event.is_set()
+        if stopped:
+            _kill_quietly(proc)
+
+    def release(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+
+_scope: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("drc_cancel", default=None)
+
+
+@contextmanager
+def cancellable(cancel: Cancel) -> Iterator[Cancel]:
+    """Programs started in this block (this thread) are killed by ``cancel.cancel()``."""
+    token = _scope.set(cancel)
+    try:
+        yield cancel
+    finally:
+        _scope.reset(token)
+
+
+def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            proc.kill()
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -309,6 +371,9 @@ class _Child:
             )
         except OSError as exc:
             raise ProcessError(cmd.argv, 127, redact(str(exc), cmd.secrets())) from None
+        self._scope = _scope.get()
+        if self._scope is not None:
+            self._scope.adopt(self.proc)
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 _widen_pipe(pipe)
@@ -349,6 +414,8 @@ class _Child:
                 with suppress(BrokenPipeError):
                     pipe.close()
         returncode = self.proc.wait(timeout=timeout)
+        if self._scope is not None:
+            self._scope.release(self.proc)
         self._drain.join(timeout=5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()

@@ -24,6 +24,7 @@ from django.apps import apps
 from django.db import router, transaction
 from django.utils import timezone as dj_timezone
 
+from . import registry
 from .conf import Problem, Settings, get_settings, is_http_url
 from .exceptions import ConfigurationError
 
@@ -31,22 +32,8 @@ logger = logging.getLogger("django_rclone_celery")
 
 PREFIX = "django_rclone_celery: "
 SPEC_KEYS = frozenset({"task", "crontab", "every", "kwargs", "timezone", "ping_url"})
-TASK_PREFIX = "django_rclone_celery."
-KNOWN_TASKS = frozenset(
-    TASK_PREFIX + name
-    for name in (
-        "db_backup",
-        "db_restore",
-        "media_backup",
-        "media_restore",
-        "db_cleanup",
-        "db_verify",
-        "pgclone_dump",
-        "pgclone_restore",
-        "pgclone_copy",
-        "watchdog",
-    )
-)
+TASK_PREFIX = registry.TASK_PREFIX
+KNOWN_TASKS = registry.TASK_NAMES  # every task of the registry, portable_backup included
 # Installed with the schedules when MAX_BACKUP_AGE or MAX_VERIFY_AGE is set.
 WATCHDOG = "watchdog"
 WATCHDOG_TASK = TASK_PREFIX + WATCHDOG
@@ -195,6 +182,14 @@ def _spec_problems(name: Any, spec: Any) -> list[Problem]:
             json.dumps(kwargs)
         except (TypeError, ValueError):
             problems.append(problem(26, "'kwargs' must be JSON-serialisable."))
+        else:
+            # The task would refuse them at the door: say so now, with the same words.
+            ours = registry.by_task_name(task) if isinstance(task, str) else None
+            if ours is not None:
+                problems.extend(
+                    problem(26, f"has bad kwargs: {text}.")
+                    for text in registry.problems(ours.name, kwargs)
+                )
     if "timezone" in spec:
         tz = spec["timezone"]
         try:

@@ -382,6 +382,8 @@ def db_params(*aliases: str) -> list[Any]:
     flushing all four databases.
     """
     return [
-        pytest.param(a, marks=pytest.mark.django_db(transaction=True, databases=[a]), id=a)
+        pytest.param(
+            a, marks=pytest.mark.django_db(transaction=True, databases=sorted({"default", a})), id=a
+        )
         for a in aliases
     ]

@@ -107,6 +107,9 @@ MEDIA_ROOT = str(BASE / "media")
 
 DJANGO_RCLONE = {
     "REMOTE": str(BASE / "remote"),
+    # In-process runs take the lease too: on files of this session, never on
+    # the shared Redis (tests that need Redis leases use ``lock_config``).
+    "LOCK_URL": (BASE / "locks").as_uri(),
 }
 
 CELERY_BROKER_URL = os.environ.get("DRC_TEST_BROKER", "redis://127.0.0.1:6379/15")

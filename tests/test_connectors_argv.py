@@ -435,7 +435,7 @@ def use_account(monkeypatch: Any, alias: str, user: str) -> None:
     monkeypatch.setitem(connections.settings[alias], "PASSWORD", PASSWORD)
 
 
-@pytest.mark.django_db(transaction=True, databases=["pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 def test_no_password_on_argv_while_pg_dump_runs(
     remote_dir: Path,
     drc_config: Any,
@@ -472,7 +472,7 @@ def test_no_password_on_argv_while_pg_dump_runs(
     assert PASSWORD not in " ".join(caught.value.argv)
 
 
-@pytest.mark.django_db(transaction=True, databases=["maria"])
+@pytest.mark.django_db(transaction=True, databases=["default", "maria"])
 def test_no_password_on_argv_while_mysqldump_and_mysql_run(
     remote_dir: Path,
     maria_password_user: str,

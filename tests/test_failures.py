@@ -84,7 +84,7 @@ def partial_bytes(directory: Path) -> int:
 
 
 # A failed dump ------------------------------------------------------------
-@pytest.mark.django_db(transaction=True, databases=["pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 def test_killed_dump_leaves_no_partial_and_no_manifest(remote_dir: Path, drc_config: Any) -> None:
     drc_config(COMPRESSION="native")  # pg_dump's zlib: slow enough to catch it mid-stream
     populate("pg")
@@ -109,7 +109,7 @@ def test_killed_dump_leaves_no_partial_and_no_manifest(remote_dir: Path, drc_con
     assert pid not in find_pids("pg_dump")
 
 
-@pytest.mark.django_db(transaction=True, databases=["pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 def test_killed_upload_leaves_no_partial(remote_dir: Path, drc_config: Any) -> None:
     """The other side of the stream: rclone dies mid-upload; pg_dump must not linger."""
     drc_config(COMPRESSION="native")

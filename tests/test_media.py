@@ -17,6 +17,9 @@ from django_rclone_celery.exceptions import ConfigurationError
 from django_rclone_celery.operations import backup_media, restore_media
 from tests.conftest import remote_files
 
+# The media commands record their runs in the ledger (on "default").
+pytestmark = pytest.mark.django_db
+
 
 def call(*args: str) -> str:
     out = StringIO()

@@ -27,7 +27,7 @@ from tests.test_roundtrip import _legacy_dump_argv
 from tests.workers import wait_for
 
 RESTORE = "django_rclone_celery.db_restore"
-PG_AND_GIS = pytest.mark.django_db(transaction=True, databases=["pg", "gis"])
+PG_AND_GIS = pytest.mark.django_db(transaction=True, databases=["default", "pg", "gis"])
 
 
 def call(*args: str) -> str:
@@ -163,13 +163,13 @@ def test_the_prompt_names_the_backup_the_source_and_the_target(
         pytest.param(
             "maria",
             "mysql",
-            marks=pytest.mark.django_db(transaction=True, databases=["pg", "maria"]),
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "pg", "maria"]),
             id="maria",
         ),
         pytest.param(
             "default",
             "sqlite",
-            marks=pytest.mark.django_db(transaction=True, databases=["pg", "default"]),
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "pg", "default"]),
             id="sqlite",
         ),
     ],
@@ -197,7 +197,7 @@ def test_a_native_backup_is_refused_by_another_engine_and_the_target_is_unchange
     assert staging_leftovers(target) == []
 
 
-@pytest.mark.django_db(transaction=True, databases=["pg", "gis", "maria"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "gis", "maria"])
 def test_a_django_rclone_backup_is_read_as_the_source_engines(
     remote_dir: Path, rclone_bin: str
 ) -> None:

@@ -469,6 +469,7 @@ def call(*args: str) -> str:
     return out.getvalue()
 
 
+@pytest.mark.django_db  # the real run records itself in the ledger
 def test_cleanupbackups_command_dry_run_then_real(remote_dir: Path, drc_config: Any) -> None:
     drc_config(DB_CLEANUP_KEEP=1, DB_CLEANUP_KEEP_DAILY=2, DB_CLEANUP_KEEP_WEEKLY=0)
     db = remote_dir / "db"

@@ -87,7 +87,7 @@ def test_round_trip_local_remote(
     assert manifest["size"] == (remote_dir / "db" / result.name).stat().st_size == result.size
 
 
-@pytest.mark.django_db(transaction=True, databases=["gis"])
+@pytest.mark.django_db(transaction=True, databases=["default", "gis"])
 def test_postgis_geometry_survives(remote_dir: Path) -> None:
     prepare("gis")
     backup_database("gis")
@@ -103,7 +103,7 @@ def test_postgis_geometry_survives(remote_dir: Path) -> None:
     assert rows == [("zurich", "POINT(8.5417 47.3769)", 1.0, 4326), ("nowhere", None, None, None)]
 
 
-@pytest.mark.django_db(transaction=True, databases=["pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 def test_native_postgres_backup_is_a_plain_custom_dump(
     remote_dir: Path, drc_config: Any, tmp_path: Path
 ) -> None:

@@ -48,7 +48,7 @@ def test_round_trip_through_s3(alias: str, s3_remote: S3Remote) -> None:
     assert [b.name for b in list_backups(alias)] == [result.name]
 
 
-@pytest.mark.django_db(transaction=True, databases=["pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 def test_s3_object_is_the_uploaded_stream(s3_remote: S3Remote) -> None:
     populate("pg")
     result = backup_database("pg")

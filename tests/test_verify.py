@@ -205,7 +205,10 @@ def test_no_backup_is_backup_not_found(alias: str, remote_dir: Path) -> None:
     ("alias", "compression"),
     [
         pytest.param(
-            "pg", "zstd", marks=pytest.mark.django_db(transaction=True, databases=["pg"]), id="pg"
+            "pg",
+            "zstd",
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "pg"]),
+            id="pg",
         ),
         pytest.param(
             "default",
@@ -263,21 +266,21 @@ def test_a_truncated_zstd_object_fails_even_with_a_matching_manifest(
             "pg",
             "garbage",
             "pg_restore cannot read it as a custom-format archive",
-            marks=pytest.mark.django_db(transaction=True, databases=["pg"]),
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "pg"]),
             id="pg-garbage",
         ),
         pytest.param(
             "pg",
             "half",
             "pg_restore cannot read it as a custom-format archive",
-            marks=pytest.mark.django_db(transaction=True, databases=["pg"]),
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "pg"]),
             id="pg-half-archive",
         ),
         pytest.param(
             "maria",
             "no-last-line",
             "does not end with mysqldump's '-- Dump completed' line",
-            marks=pytest.mark.django_db(transaction=True, databases=["maria"]),
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "maria"]),
             id="maria-cut",
         ),
         pytest.param(

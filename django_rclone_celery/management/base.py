@@ -71,6 +71,20 @@ class OperationCommand(BaseCommand):
         except DjangoRcloneCeleryError as exc:
             raise CommandError(str(exc)) from exc
 
+    def run_guarded(self, task: str, /, **kwargs: Any) -> Any:
+        """Run task ``task``'s operation here, through the run guard.
+
+        Like a worker's run it gets a ledger row and the database's lease;
+        while another run holds the lease it waits (up to ``LOCK_WAIT``),
+        saying so once on stderr.
+        """
+        from ..guard import run_here
+
+        def waiting(message: str) -> None:
+            self.stderr.write(f"{message}...")
+
+        return self.run_operation(partial(run_here, task, on_wait=waiting), **kwargs)
+
     def emit(self, result: Any, text: str, options: dict[str, Any]) -> None:
         if options.get("json"):
             payload = result.as_dict() if hasattr(result, "as_dict") else result

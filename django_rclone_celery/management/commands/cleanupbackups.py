@@ -43,7 +43,10 @@ class Command(QueueableCommand):
             raise CommandError("--dry-run runs here only: leave out --enqueue/--wait")
         if self.hand_off(options, database=alias):
             return
-        result = self.run_operation(cleanup_backups, database=alias, dry_run=options["dry_run"])
+        if options["dry_run"]:  # reads only: no lease, no ledger row
+            result = self.run_operation(cleanup_backups, database=alias, dry_run=True)
+        else:
+            result = self.run_guarded("db_cleanup", database=alias)
         if options["json"]:
             self.emit(result, "", options)
             return

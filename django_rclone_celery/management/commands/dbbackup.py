@@ -4,7 +4,6 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ...operations import backup_database
 from ..base import QueueableCommand, human_size
 
 
@@ -44,8 +43,8 @@ class Command(QueueableCommand):
         )
         if handed_off:
             return
-        result = self.run_operation(
-            backup_database,
+        result = self.run_guarded(
+            "db_backup",
             database=options["database"],
             clean=options["clean"],
             compression=options["compression"],

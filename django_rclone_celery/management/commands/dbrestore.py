@@ -5,7 +5,6 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
-from ...operations import restore_database
 from ...operations.restore import select_backup
 from ..base import QueueableCommand
 
@@ -85,8 +84,8 @@ class Command(QueueableCommand):
         extra = {"from_database": source} if source else {}
         if self.hand_off(options, database=database, input_path=options["input_path"], **extra):
             return
-        result = self.run_operation(
-            restore_database,
+        result = self.run_guarded(
+            "db_restore",
             database=database,
             input_path=options["input_path"],
             from_database=source,

@@ -4,7 +4,6 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ...operations import backup_media
 from ..base import QueueableCommand, human_size
 from .mediarestore import add_guard_arguments, guard_options, task_kwargs
 
@@ -24,7 +23,7 @@ class Command(QueueableCommand):
         guards = guard_options(options)
         if self.hand_off(options, **task_kwargs(guards)):
             return
-        result = self.run_operation(backup_media, **guards)
+        result = self.run_guarded("media_backup", **guards)
         self.emit(
             result,
             f"Synced {result.source} to {result.destination}: {result.copied} copied, "

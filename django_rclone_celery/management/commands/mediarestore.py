@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from ...conf import max_delete_problem
-from ...operations import plan_restore, restore_media
+from ...operations import plan_restore
 from ..base import QueueableCommand, human_size
 
 
@@ -95,7 +95,7 @@ class Command(QueueableCommand):
             at = plan.point or at
         if self.hand_off(options, **task_kwargs({"at": at, **guards})):
             return
-        result = self.run_operation(restore_media, at=at, **guards)
+        result = self.run_guarded("media_restore", at=at, **guards)
         self.emit(
             result,
             f"Synced {result.source} to {result.destination}: {result.copied} copied, "

@@ -129,7 +129,6 @@ class Command(QueueableCommand):
                 "storage_location": options["storage_location"],
                 **common,
             }
-            run: Any = pgclone.dump
         elif verb == "restore":
             kwargs = {
                 "dump_key": options["dump_key"],
@@ -138,14 +137,12 @@ class Command(QueueableCommand):
                 "storage_location": options["storage_location"],
                 **common,
             }
-            run = pgclone.restore
         elif verb == "copy":
             kwargs = {"dump_key": options["dump_key"], **common}
-            run = pgclone.copy
         else:  # pragma: no cover - argparse refuses other names
             raise CommandError(f"unknown subcommand {verb!r}")
         if self.hand_off(options, f"pgclone_{verb}", **kwargs):
             if self.waited and self.waited.get("dump_key"):
                 self.stdout.write(str(self.waited["dump_key"]))  # the key, as without --wait
             return
-        self.stdout.write(self.run_operation(run, **kwargs))
+        self.stdout.write(self.run_guarded(f"pgclone_{verb}", **kwargs).dump_key)

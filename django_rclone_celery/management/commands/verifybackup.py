@@ -4,7 +4,6 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ...operations import verify_backup
 from ..base import QueueableCommand, human_size
 
 
@@ -38,8 +37,8 @@ class Command(QueueableCommand):
         )
         if handed_off:
             return
-        result = self.run_operation(
-            verify_backup,
+        result = self.run_guarded(
+            "db_verify",
             database=options["database"],
             input_path=options["input_path"],
             restore=options["restore"],

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_rclone_celery', '0002_backuprun_db_verify'),
+        ('django_rclone_celery', '0003_backuprun_seen'),
     ]
 
     operations = [
