@@ -286,6 +286,29 @@ def test_worker_runs_ping_and_a_failed_run_mails_once(
     assert PING_TOKEN not in log
 
 
+def test_an_in_process_command_that_fails_mails_once_and_pings(
+    remote_dir: Path, drc_config: Any, mailbox: Mailbox, pings: Pings
+) -> None:
+    """manage.py without a worker goes through the same run guard: one mail, start + fail."""
+    populate("pg")
+    drc_config(MAIL_TO=["ops@example.com"], PING_URL=pings.url("/check"))
+    call_command("dbbackup", "-d", "pg", verbosity=0)
+    assert pings.paths() == ["/check/start", "/check"]
+    assert mailbox.messages == []
+
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command(
+            "dbrestore", "-d", "pg", "--noinput", "-i", "pg-2000-01-01-000000.dump.zst"
+        )
+    run = BackupRun.objects.filter(operation="db_restore").latest("created")
+    assert run.status == "failed"
+    assert run.worker  # recorded like any run: host and pid
+    [mail] = mailbox.messages
+    assert mail["Subject"] == "[test] db_restore of database 'pg' failed"
+    assert "Operation: db_restore" in body(mail)
+    assert pings.paths()[2:] == ["/check/start", "/check/fail"]
+
+
 def test_transient_retries_mail_once_for_the_final_failure(
     task_app: Any,
     workers: Any,

@@ -51,8 +51,6 @@ class Connector(ABC):
     restore_tool: ClassVar[str]
     # True when the dump tool compresses by itself unless told not to.
     native_compression: ClassVar[bool] = False
-    # True when row_counts() are exact: the manifest says row_counts_from "dump".
-    row_counts_exact: ClassVar[bool] = False
 
     def __init__(self, alias: str, settings_dict: Mapping[str, Any]) -> None:
         self.alias = alias

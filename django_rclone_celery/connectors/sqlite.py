@@ -18,7 +18,6 @@ class SqliteConnector(Connector):
     extension = "sqlite3"
     dump_tool = "sqlite3"
     restore_tool = "sqlite3"
-    row_counts_exact = True
 
     def _path(self) -> str:
         name = self.name
