@@ -297,9 +297,7 @@ def test_an_in_process_command_that_fails_mails_once_and_pings(
     assert mailbox.messages == []
 
     with pytest.raises(CommandError, match="does not exist"):
-        call_command(
-            "dbrestore", "-d", "pg", "--noinput", "-i", "pg-2000-01-01-000000.dump.zst"
-        )
+        call_command("dbrestore", "-d", "pg", "--noinput", "-i", "pg-2000-01-01-000000.dump.zst")
     run = BackupRun.objects.filter(operation="db_restore").latest("created")
     assert run.status == "failed"
     assert run.worker  # recorded like any run: host and pid
