@@ -37,8 +37,8 @@ from tests.conftest import (
     staging_leftovers,
 )
 
-MARIA = pytest.mark.django_db(transaction=True, databases=["maria"])
-PG = pytest.mark.django_db(transaction=True, databases=["pg"])
+MARIA = pytest.mark.django_db(transaction=True, databases=["default", "maria"])
+PG = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 
 
 # MariaDB -------------------------------------------------------------------
@@ -692,8 +692,13 @@ def test_drills_time_to_restore_is_in_the_history_and_the_admin(
     assert "not yet" in row[: row.index("</tr>")]
 
 
-def test_the_weekly_drill_recipe_schedules_every_database(drc_config: Any) -> None:
+def test_the_weekly_drill_recipe_schedules_every_database(
+    drc_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from django_rclone_celery.schedules import beat_schedule, schedule_problems
+
+    # The recipe's own databases: its schedules name them, and aliases are checked.
+    monkeypatch.setitem(connections.settings, "analytics", dict(connections.settings["pg"]))
 
     text = (Path(__file__).parents[1] / "docs" / "schedules.md").read_text()
     section = text[text.index("{ #weekly-restore-drill }") :]

@@ -185,7 +185,7 @@ def test_in_process_commands_leave_ledger_rows_and_wait_for_the_lease(
     # Media commands too (under the "media" lease).
     (media_root / "a.txt").write_text("a")
     call("mediabackup")
-    call("mediarestore")
+    call("mediarestore", "--noinput")
     media = list(BackupRun.objects.filter(database="").values_list("operation", "status", "slot"))
     assert sorted(m[:2] for m in media) == [
         ("media_backup", "succeeded"),

@@ -164,20 +164,9 @@ class PostgresConnector(Connector):
         return found
 
     def table_counts(self, target: str | None = None) -> dict[str, int]:
-        # The tables a dump's own counts cover: every plain table (partitions
-        # one by one, ONLY their own rows), extensions' tables included.
-        counts = {}
+        # The rows a dump of it would hold, counted as the dump's own counts are.
         with self.cursor(target) as cursor:
-            cursor.execute(
-                "SELECT n.nspname, c.relname FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-                "AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'"
-            )
-            for schema, table in cursor.fetchall():
-                quoted = f"{self.quote(schema)}.{self.quote(table)}"
-                cursor.execute(f"SELECT count(*) FROM ONLY {quoted}")
-                counts[f"{schema}.{table}"] = int(cursor.fetchone()[0])
-        return counts
+            return dumped_row_counts(cursor, self.quote)
 
     def foreign_keys_to(self, tables: list[str]) -> list[tuple[str, str]]:
         """(referencing table, constraint) of every foreign key into ``tables``
@@ -324,24 +313,36 @@ class _SnapshotCounter:
                 self.exported.put(None)
 
     def _count(self, cursor: Any) -> dict[str, int]:
-        cursor.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
-            "AND n.nspname NOT LIKE 'pg\\_%' "
-            # An extension's tables (PostGIS's spatial_ref_sys) are dumped
-            # filtered or not at all: count(*) would not describe the dump.
-            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
-            "AND d.objid = c.oid AND d.deptype = 'e')"
-        )
-        counts = {}
-        for schema, table in cursor.fetchall():
-            if self.done.is_set():  # the dump failed: nobody waits for these
-                raise RuntimeError("the dump ended before its rows were counted")
-            quoted = f"{self.connector.quote(schema)}.{self.connector.quote(table)}"
-            cursor.execute(f"SELECT count(*) FROM ONLY {quoted}")
-            counts[f"{schema}.{table}"] = int(cursor.fetchone()[0])
-        return counts
+        return dumped_row_counts(cursor, self.connector.quote, stop=self.done)
+
+
+def dumped_row_counts(
+    cursor: Any, quote: Callable[[str], str], stop: threading.Event | None = None
+) -> dict[str, int]:
+    """``schema.table`` -> the rows ``pg_dump`` writes of it, read through ``cursor``.
+
+    An extension's own tables are not dumped, except its configuration tables
+    (PostGIS's spatial_ref_sys), whose rows pg_dump filters with the condition
+    the extension registered: those are counted under that condition.
+    """
+    cursor.execute(
+        "SELECT n.nspname, c.relname, coalesce(cfg.condition, '') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN (SELECT unnest(extconfig) AS oid, unnest(extcondition) AS condition "
+        "FROM pg_extension) cfg ON cfg.oid = c.oid "
+        "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
+        "AND n.nspname NOT LIKE 'pg\\_%' AND (cfg.oid IS NOT NULL OR NOT EXISTS ("
+        "SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+        "AND d.objid = c.oid AND d.deptype = 'e'))"
+    )
+    counts = {}
+    for schema, table, condition in cursor.fetchall():
+        if stop is not None and stop.is_set():  # the dump failed: nobody waits for these
+            raise RuntimeError("the dump ended before its rows were counted")
+        # The condition is the extension's own SQL, as pg_dump runs it.
+        cursor.execute(f"SELECT count(*) FROM ONLY {quote(schema)}.{quote(table)} {condition}")
+        counts[f"{schema}.{table}"] = int(cursor.fetchone()[0])
+    return counts
 
 
 class PostgisConnector(PostgresConnector):
