@@ -259,14 +259,15 @@ def _guarded(
             return skipped(plan, row, "claimed by another run")
         dead = notify.running_elsewhere(plan.database or "", started)
         ledger.reap_abandoned(plan.database or "", keep=started)
-        notify.runs_abandoned(dead)  # they failed silently: say it once
         settings = get_settings()
         if started.attempts > settings.task_max_retries + 1:
+            notify.runs_abandoned(dead)
             exc = _too_many_attempts(started)
             _finished(started, payload=None, error=exc)
             _signal_failure(plan.operation, plan.database, started, exc)
             raise exc
         _started(plan, started)
+        notify.runs_abandoned(dead)  # they failed silently: say it once
         protect = plan.at_most_once and _same_database(plan.database, ledger.ledger_alias())
         recorder = _Recorder(started, protect, beat, cancel, report)
         return _execute(plan, started, recorder, cancel, retry)
