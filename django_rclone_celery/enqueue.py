@@ -19,8 +19,8 @@ from celery.result import AsyncResult
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from . import registry
 from .exceptions import BrokerUnavailable, ConfigurationError, DjangoRcloneCeleryError
-from .registry import OPERATIONS
 
 # One attempt to reach the broker or the result backend: Celery's own retries
 # take ~20 s and end in a traceback, and a refused connection is not transient.
@@ -29,7 +29,7 @@ CONNECT_TIMEOUT = 5.0
 STALLED_AFTER = 30.0
 
 # operation -> task name; commands and the admin queue runs by operation.
-TASKS = {op.name: op.task for op in OPERATIONS}
+TASKS = {op.name: op.task for op in registry.OPERATIONS}
 
 NOT_LOADED = (
     "The project's Celery app is not loaded, so the task cannot be queued "
@@ -157,18 +157,11 @@ def _task(app: Any, name: str) -> Any:
         raise CeleryNotConfigured(f"task {name!r} is not registered on {app.main!r}") from None
 
 
-def _check_aliases(kwargs: Mapping[str, Any]) -> None:
-    """Refuse an unknown alias here: a worker would only fail on it after queueing."""
-    from .connectors import check_alias
-
-    for key in ("database", "from_database"):
-        if kwargs.get(key) is not None:
-            check_alias(kwargs[key])
-
-
 def enqueue(operation: str, /, **kwargs: Any) -> str:
     """Send ``operation``'s task with ``kwargs`` now; returns the task id."""
-    _check_aliases(kwargs)
+    # The worker's own door check, here: an unknown alias or a bad value is
+    # refused before anything is queued, in the words the worker would use.
+    registry.check_kwargs(operation, kwargs)
     app = project_app()
     check_reachable(app)
     task_id = uuid.uuid4().hex
@@ -182,7 +175,7 @@ def enqueue_on_commit(operation: str, /, *, using: str | None = None, **kwargs: 
     The id is chosen here, so it can be shown before the message exists; if
     the transaction rolls back, nothing is sent.
     """
-    _check_aliases(kwargs)
+    registry.check_kwargs(operation, kwargs)
     app = project_app()
     check_reachable(app)  # so the admin can say so, instead of a 500 at commit
     task = _task(app, TASKS[operation])

@@ -346,6 +346,7 @@ def run_here(
     holds the lease it waits, calling ``on_wait`` once, for up to
     ``LOCK_WAIT`` seconds, then raises :class:`OperationBusy`.
     """
+    get_settings()  # a settings problem is the first thing to say, before the ledger
     the_plan = plan(name, kwargs)
     run_id = uuid.uuid4().hex
     try:

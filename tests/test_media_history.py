@@ -34,6 +34,9 @@ from django_rclone_celery.operations import (
 from django_rclone_celery.process import Command
 from tests.conftest import MotoS3, Prompts
 
+# The commands record their runs in the ledger (on "default") like any entry point.
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
+
 Listing = dict[str, str]  # path -> sha256
 
 

@@ -193,6 +193,7 @@ def test_dbrestore_without_a_terminal_refuses_and_keeps_the_data(
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE t (v TEXT)")
         conn.execute("INSERT INTO t VALUES ('before')")
+    assert manage("migrate", "-v0").returncode == 0  # the run ledger, as in any project
     assert manage("dbbackup", "-d", "default").returncode == 0
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE t SET v = 'after'")

@@ -98,3 +98,13 @@ def test_dbbackup_format_option(remote_dir: Path) -> None:
     Every.objects.using("pg").all().delete()
     restore_database("pg")
     assert data.everything("pg") == before
+
+
+def test_the_run_history_is_not_part_of_a_portable_dump_of_all_apps() -> None:
+    """Loading it back would roll the ledger back (the dumping run "running")."""
+    from django_rclone_celery.models import BackupRun
+    from django_rclone_celery.portable.selection import select_models
+
+    everything = select_models(using="default")
+    assert BackupRun not in everything
+    assert any(m._meta.app_label == "testapp" for m in everything)

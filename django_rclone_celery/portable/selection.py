@@ -13,6 +13,10 @@ from .errors import PortableFormatError
 from .order import order_models
 
 ModelType = type[models.Model]
+# This package's own tables (the run ledger, the watchdog's state) describe
+# runs, not data: loading them from a backup would roll the history back and
+# bring back the dumping run as "running". Never dumped from all apps.
+OWN_APP = "django_rclone_celery"
 
 
 class UnknownApp(PortableFormatError):
@@ -51,7 +55,7 @@ def select_models(
             except LookupError:
                 raise UnknownApp(f"no installed app with label {label!r}") from None
         if not configs:
-            configs = list(apps.get_app_configs())
+            configs = [c for c in apps.get_app_configs() if c.label != OWN_APP]
         chosen = [m for config in configs for m in config.get_models()]
     selected: list[ModelType] = []
     for model in chosen:
