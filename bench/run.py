@@ -118,6 +118,14 @@ class Bench:
             "PGPORT": server.port,
             "PGUSER": server.user,
         }
+        # The run ledger our commands record in: created here, untimed.
+        subprocess.run(
+            [PYTHON, str(HERE / "manage.py"), "migrate", "-v0"],
+            env={**self.env, "DRC_BENCH_DIR": str(work)},
+            check=True,
+            cwd=ROOT,
+        )
+        (work / ".ledger-migrated").touch()
 
     # helpers ------------------------------------------------------------
     def shell(self, script: str) -> float:
