@@ -16,11 +16,12 @@ from typing import Any
 
 from celery import _state, states
 from celery.result import AsyncResult
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import registry
 from .exceptions import BrokerUnavailable, ConfigurationError, DjangoRcloneCeleryError
+from .models import BackupRun
 
 # One attempt to reach the broker or the result backend: Celery's own retries
 # take ~20 s and end in a traceback, and a refused connection is not transient.
@@ -164,9 +165,37 @@ def enqueue(operation: str, /, **kwargs: Any) -> str:
     registry.check_kwargs(operation, kwargs)
     app = project_app()
     check_reachable(app)
+    task = _task(app, TASKS[operation])
     task_id = uuid.uuid4().hex
-    _send(_task(app, TASKS[operation]), kwargs, task_id)
+    row = record_queued(operation, kwargs, task_id)
+    try:
+        _send(task, kwargs, task_id)
+    except Exception as exc:
+        from . import ledger
+
+        ledger.fail(row, exc)  # never a queued row without a message
+        raise
     return task_id
+
+
+def record_queued(operation: str, kwargs: Mapping[str, Any], task_id: str) -> BackupRun:
+    """The run's ledger row, written as it is queued, so the history shows a run
+    that no worker has taken yet. The worker finds the row by its task id."""
+    from . import ledger
+    from .guard import plan
+
+    the_plan = plan(operation, dict(kwargs))
+    slot = ledger.resolve_slot(
+        task_id=task_id, slot=the_plan.slot, idempotency_key=the_plan.idempotency_key
+    )
+    try:
+        row, _ = ledger.claim(the_plan.operation, the_plan.database or "", slot, task_id)
+    except DatabaseError as exc:
+        raise ConfigurationError(
+            f"cannot record the run in the ledger on {ledger.ledger_alias()!r} "
+            f"({str(exc).strip()}); has `manage.py migrate` been run?"
+        ) from exc
+    return row
 
 
 def enqueue_on_commit(operation: str, /, *, using: str | None = None, **kwargs: Any) -> str:
@@ -185,8 +214,16 @@ def enqueue_on_commit(operation: str, /, *, using: str | None = None, **kwargs: 
     # check_reachable above makes that rare. Sent at once, it raises to the caller.
     deferred = transaction.get_connection(using).in_atomic_block
 
+    row = record_queued(operation, kwargs, task_id)  # in the admin's list at once
+
     def send_task_message() -> None:  # a function: Django names it when it logs a failure
-        _send(task, kwargs, task_id)
+        try:
+            _send(task, kwargs, task_id)
+        except Exception as exc:
+            from . import ledger
+
+            ledger.fail(row, exc)  # never a queued row without a message
+            raise
 
     transaction.on_commit(send_task_message, using=using, robust=deferred)
     return task_id

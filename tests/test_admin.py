@@ -129,6 +129,22 @@ def test_start_page_lists_databases_and_backs_up_now(
     assert task_id in operator.get(reverse(CHANGELIST), {"q": task_id}).content.decode()
 
 
+def test_a_run_no_worker_has_taken_is_in_the_history_as_queued(
+    operator: Client, celery_app: Any, remote_dir: Path
+) -> None:
+    """No worker consumes the queue: the run is listed as queued at once, not missing."""
+    response = operator.post(
+        reverse(START), {"database": "default", "keep": "", "run": "db_backup"}, follow=True
+    )
+    [(_, task_id)] = queued(response)
+    run = BackupRun.objects.get(task_id=task_id)
+    assert (run.operation, run.database, run.status) == ("db_backup", "default", "queued")
+    assert run.slot == f"task:{task_id}"  # the slot the worker computes: it takes this row
+    page = operator.get(reverse(CHANGELIST)).content.decode()
+    assert task_id in page
+    assert "queued" in page
+
+
 def test_actions_repeat_runs_for_the_selected_databases(
     operator: Client, celery_app: Any, celery_worker: Any, remote_dir: Path, media_root: Path
 ) -> None:

@@ -157,6 +157,7 @@ def test_admin_back_up_now_with_the_broker_down_shows_a_message(
     del down
 
 
+@pytest.mark.django_db(transaction=True, databases=["default"])  # the queued run's row
 def test_wait_says_when_no_worker_takes_the_task_and_times_out(
     celery_app: Any,
     depends_on_current_app: Any,
