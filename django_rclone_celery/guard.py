@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import socket
 import tempfile
 import time
@@ -373,8 +374,12 @@ def run_here(
 
 
 def local_lock_dir() -> str:
-    """Where commands lock when no lock server is configured: this host's temp directory."""
-    return os.path.join(tempfile.gettempdir(), f"django_rclone_celery-locks-{os.getuid()}")
+    """Where commands lock when no lock server is configured: this host's temp directory,
+    one folder per project (``NAMESPACE``), so two projects never wait for each other."""
+    from .locks import project_namespace
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", project_namespace())
+    return os.path.join(tempfile.gettempdir(), f"django_rclone_celery-locks-{os.getuid()}", name)
 
 
 def lease_here(target: str) -> Lease | FileLease:

@@ -254,3 +254,23 @@ def test_commands_without_a_lock_server_lock_on_this_host(task_app: Any, drc_con
         assert not second.acquire()  # two commands on this host exclude each other
     finally:
         first.release()
+
+
+def test_projects_without_a_lock_server_do_not_wait_for_each_other(
+    task_app: Any, drc_config: Any
+) -> None:
+    """Their file leases live in one folder per NAMESPACE (#14: shared hosts)."""
+    drc_config(LOCK_URL=None, NAMESPACE="shop")
+    task_app.conf.broker_url = "amqp://guest@127.0.0.1//"
+    shop = lease_here("default")
+    drc_config(LOCK_URL=None, NAMESPACE="blog")
+    blog = lease_here("default")
+    assert isinstance(shop, locks.FileLease)
+    assert isinstance(blog, locks.FileLease)
+    assert shop.path != blog.path
+    assert shop.acquire()
+    try:
+        assert blog.acquire()  # another project's "default" is not ours
+        blog.release()
+    finally:
+        shop.release()
