@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import _state, states
 from celery.result import AsyncResult
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import registry
@@ -188,13 +188,7 @@ def record_queued(operation: str, kwargs: Mapping[str, Any], task_id: str) -> Ba
     slot = ledger.resolve_slot(
         task_id=task_id, slot=the_plan.slot, idempotency_key=the_plan.idempotency_key
     )
-    try:
-        row, _ = ledger.claim(the_plan.operation, the_plan.database or "", slot, task_id)
-    except DatabaseError as exc:
-        raise ConfigurationError(
-            f"cannot record the run in the ledger on {ledger.ledger_alias()!r} "
-            f"({str(exc).strip()}); has `manage.py migrate` been run?"
-        ) from exc
+    row, _ = ledger.claim_for_caller(the_plan.operation, the_plan.database or "", slot, task_id)
     return row
 
 

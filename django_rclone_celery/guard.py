@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import connections
 from django.utils import timezone
 
 from . import ledger, naming, notify, registry, signals
@@ -350,15 +350,9 @@ def run_here(
     get_settings()  # a settings problem is the first thing to say, before the ledger
     the_plan = plan(name, kwargs)
     run_id = uuid.uuid4().hex
-    try:
-        row, _ = ledger.claim(
-            the_plan.operation, the_plan.database or "", MANUAL_SLOT + run_id, run_id
-        )
-    except DatabaseError as exc:
-        raise ConfigurationError(
-            f"cannot record the run in the ledger on {ledger.ledger_alias()!r} "
-            f"({str(exc).strip()}); has `manage.py migrate` been run?"
-        ) from exc
+    row, _ = ledger.claim_for_caller(
+        the_plan.operation, the_plan.database or "", MANUAL_SLOT + run_id, run_id
+    )
     lock = lease_here(the_plan.lock_target)
     try:
         _wait_here(the_plan, row, lock, on_wait)

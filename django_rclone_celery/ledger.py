@@ -32,12 +32,12 @@ from datetime import timezone as dt_timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from .conf import get_settings
-from .exceptions import DjangoRcloneCeleryError
+from .exceptions import ConfigurationError, DjangoRcloneCeleryError
 from .models import BackupRun, Status
 
 logger = logging.getLogger("django_rclone_celery")
@@ -198,6 +198,20 @@ def claim(operation: str, database: str, slot: str, task_id: str) -> tuple[Backu
         if row is None:  # pragma: no cover - deleted between the insert and the read
             raise
         return row, False
+
+
+def claim_for_caller(
+    operation: str, database: str, slot: str, task_id: str
+) -> tuple[BackupRun, bool]:
+    """:func:`claim` for a person at a command or the admin: a ledger that cannot
+    be written (not migrated, locked) is a one-line configuration error."""
+    try:
+        return claim(operation, database, slot, task_id)
+    except DatabaseError as exc:
+        raise ConfigurationError(
+            f"cannot record the run in the ledger on {ledger_alias()!r} "
+            f"({str(exc).strip()}); has `manage.py migrate` been run?"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -52,15 +52,7 @@ class Command(QueueableCommand):
             return
         if options["verbosity"] < 1:
             return
-        self.stdout.write(f"Kept {len(result.kept)} backups of {alias}:")
-        for name in result.kept:
-            self.stdout.write(f"  {name}  ({', '.join(result.reasons.get(name, []))})")
-        verb = "Would delete" if result.dry_run else "Deleted"
-        self.stdout.write(f"{verb} {len(result.deleted)} backups of {alias}:")
-        for name in result.deleted:
-            self.stdout.write(f"  {name}")
-        if result.dry_run:
-            self.stdout.write(self.style.WARNING("Dry run: nothing was deleted."))
+        self._report(result, f"backups of {alias}", f"backups of {alias}")
 
     def _media(self, options: dict[str, Any]) -> None:
         result = self.run_operation(cleanup_media, dry_run=options["dry_run"])
@@ -69,14 +61,19 @@ class Command(QueueableCommand):
             return
         if options["verbosity"] < 1:
             return
-        self.stdout.write(f"Kept {len(result.kept)} media points:")
+        freed = (
+            f"media points and {result.versions_deleted} old file versions "
+            f"({human_size(result.bytes_freed)})"
+        )
+        self._report(result, "media points", freed)
+
+    def _report(self, result: Any, kept: str, deleted: str) -> None:
+        """What a cleanup kept (and why) and deleted, backups and media points alike."""
+        self.stdout.write(f"Kept {len(result.kept)} {kept}:")
         for name in result.kept:
             self.stdout.write(f"  {name}  ({', '.join(result.reasons.get(name, []))})")
         verb = "Would delete" if result.dry_run else "Deleted"
-        self.stdout.write(
-            f"{verb} {len(result.deleted)} media points and {result.versions_deleted} old "
-            f"file versions ({human_size(result.bytes_freed)}):"
-        )
+        self.stdout.write(f"{verb} {len(result.deleted)} {deleted}:")
         for name in result.deleted:
             self.stdout.write(f"  {name}")
         if result.dry_run:
