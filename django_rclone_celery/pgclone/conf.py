@@ -18,27 +18,12 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from ..conf import Problem, get_settings
+from ..conf import get_settings
+from ..declarations import Family, Rule, setting
 from ..exceptions import ConfigurationError, OperationDisabled
+from ..problems import Problem, problem
 from ..rclone import join
 
-NAMES = (
-    "PGCLONE_ALLOW_DUMP",
-    "PGCLONE_ALLOW_RESTORE",
-    "PGCLONE_ALLOW_COPY",
-    "PGCLONE_CONFIGS",
-    "PGCLONE_CONN_DB",
-    "PGCLONE_DATABASE",
-    "PGCLONE_EXCLUDE",
-    "PGCLONE_INSTANCE",
-    "PGCLONE_PRE_DUMP_HOOKS",
-    "PGCLONE_PRE_SWAP_HOOKS",
-    "PGCLONE_REVERSIBLE",
-    "PGCLONE_STORAGE_LOCATION",
-    "PGCLONE_VALIDATE_DUMP_KEYS",
-    "PGCLONE_STATEMENT_TIMEOUT",
-    "PGCLONE_LOCK_TIMEOUT",
-)
 # django-pgclone settings for its aws-CLI storage: rclone remotes replace them.
 UNSUPPORTED = ("PGCLONE_S3_CONFIG", "PGCLONE_S3_ENDPOINT_URL")
 CONFIG_KEYS = frozenset(
@@ -57,135 +42,62 @@ DEFAULT_SUBDIR = "pgclone"
 # PostgreSQL's own syntax for a duration setting: a number and an optional unit.
 _DURATION = re.compile(r"\d+\s*(us|ms|s|min|h|d)?")
 
-_BOOLS = ("PGCLONE_ALLOW_DUMP", "PGCLONE_ALLOW_RESTORE", "PGCLONE_ALLOW_COPY", "PGCLONE_REVERSIBLE")
-_STR_LISTS = ("PGCLONE_EXCLUDE", "PGCLONE_PRE_DUMP_HOOKS", "PGCLONE_PRE_SWAP_HOOKS")
-_OPTIONAL_STRS = ("PGCLONE_CONN_DB", "PGCLONE_INSTANCE", "PGCLONE_STORAGE_LOCATION")
 
-
-@dataclass(frozen=True, kw_only=True)
-class PgcloneSettings:
-    allow_dump: bool = True
-    allow_restore: bool = True
-    allow_copy: bool = True
-    configs: Mapping[str, Mapping[str, Any]]
-    conn_db: str
-    database: str = "default"
-    exclude: tuple[str, ...] = ()
-    instance: str
-    pre_dump_hooks: tuple[str, ...] = ()
-    pre_swap_hooks: tuple[str, ...] = ("migrate",)
-    reversible: bool = False
-    storage_location: str | None = None
-    validate_dump_keys: bool = True
-    statement_timeout: str | None = None
-    lock_timeout: str | None = None
-
-    def session_settings(self) -> dict[str, str]:
-        """The server settings applied to every SQL session pgclone opens."""
-        values = {"statement_timeout": self.statement_timeout, "lock_timeout": self.lock_timeout}
-        return {key: value for key, value in values.items() if value is not None}
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
 
 
 def _is_str_list(value: object) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
 
 
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _is_optional_text(value: object) -> bool:
+    return value is None or _is_text(value)
+
+
+def _is_duration(value: object) -> bool:
+    return (
+        value is None
+        or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+        or (isinstance(value, str) and _DURATION.fullmatch(value.strip()) is not None)
+    )
+
+
+def _is_mapping(value: object) -> bool:
+    return isinstance(value, Mapping)
+
+
 def _config_problems(name: str, config: object) -> list[Problem]:
     where = f"PGCLONE_CONFIGS[{name!r}]"
     if not isinstance(config, Mapping):
-        return [Problem("django_rclone_celery.E102", f"{where} must be a dict of options.")]
+        return [problem("E102", f"{where} must be a dict of options.")]
     problems = []
     unknown = sorted(set(config) - CONFIG_KEYS)
     if unknown:
         problems.append(
-            Problem(
-                "django_rclone_celery.E102",
+            problem(
+                "E102",
                 f"{where} has unknown keys {unknown}.",
                 f"Known keys: {', '.join(sorted(CONFIG_KEYS))}.",
             )
         )
     for key in ("exclude", "pre_dump_hooks", "pre_swap_hooks"):
         if key in config and not _is_str_list(config[key]):
-            problems.append(
-                Problem("django_rclone_celery.E102", f"{where}[{key!r}] must be a list of strings.")
-            )
+            problems.append(problem("E102", f"{where}[{key!r}] must be a list of strings."))
     for key in ("database", "dump_key", "instance", "storage_location"):
         if key in config and not (isinstance(config[key], str) and config[key]):
-            problems.append(
-                Problem("django_rclone_celery.E102", f"{where}[{key!r}] must be a string.")
-            )
+            problems.append(problem("E102", f"{where}[{key!r}] must be a string."))
     if "reversible" in config and not isinstance(config["reversible"], bool):
-        problems.append(
-            Problem("django_rclone_celery.E102", f"{where}['reversible'] must be a boolean.")
-        )
+        problems.append(problem("E102", f"{where}['reversible'] must be a boolean."))
     return problems
 
 
-def validate(values: Mapping[str, Any] | None = None) -> list[Problem]:
-    """Every problem with the ``PGCLONE_*`` settings (ids ``django_rclone_celery.E1xx``)."""
-    if values is None:
-        values = {
-            name: getattr(django_settings, name)
-            for name in (*NAMES, *UNSUPPORTED)
-            if hasattr(django_settings, name)
-        }
-    problems: list[Problem] = []
-
-    def bad(name: str, what: str) -> None:
-        problems.append(Problem("django_rclone_celery.E101", f"{name} must be {what}."))
-
-    for name in _BOOLS:
-        if name in values and not isinstance(values[name], bool):
-            bad(name, "True or False")
-    if "PGCLONE_VALIDATE_DUMP_KEYS" in values and not isinstance(
-        values["PGCLONE_VALIDATE_DUMP_KEYS"], bool
-    ):
-        bad("PGCLONE_VALIDATE_DUMP_KEYS", "True or False")
-    for name in _STR_LISTS:
-        if name in values and not _is_str_list(values[name]):
-            bad(name, "a list of non-empty strings")
-    for name in _OPTIONAL_STRS:
-        if (
-            name in values
-            and values[name] is not None
-            and not (isinstance(values[name], str) and values[name])
-        ):
-            bad(name, "a non-empty string or None")
-    if "PGCLONE_DATABASE" in values and not (
-        isinstance(values["PGCLONE_DATABASE"], str) and values["PGCLONE_DATABASE"]
-    ):
-        bad("PGCLONE_DATABASE", "a database alias")
-    for name in ("PGCLONE_STATEMENT_TIMEOUT", "PGCLONE_LOCK_TIMEOUT"):
-        value = values.get(name)
-        if value is None:
-            continue
-        ok = (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
-            isinstance(value, str) and _DURATION.fullmatch(value.strip()) is not None
-        )
-        if not ok:
-            problems.append(
-                Problem(
-                    "django_rclone_celery.E103",
-                    f"{name} must be milliseconds (an int) or a duration such as '30s'.",
-                )
-            )
-    configs = values.get("PGCLONE_CONFIGS", {})
-    if not isinstance(configs, Mapping):
-        bad("PGCLONE_CONFIGS", "a dict of name to options")
-    else:
-        for config_name, config in configs.items():
-            problems.extend(_config_problems(str(config_name), config))
-    for name in UNSUPPORTED:
-        if name in values:
-            problems.append(
-                Problem(
-                    "django_rclone_celery.W101",
-                    f"{name} is ignored: storage goes through rclone.",
-                    "Configure an rclone S3 remote and point PGCLONE_STORAGE_LOCATION at it.",
-                    warning=True,
-                )
-            )
-    return problems
+def _configs_problems(configs: Mapping[Any, Any]) -> list[Problem]:
+    return [p for name, config in configs.items() for p in _config_problems(str(name), config)]
 
 
 def _default_conn_db() -> str:
@@ -194,39 +106,111 @@ def _default_conn_db() -> str:
     return "template1" if "postgres" in names else "postgres"
 
 
+def _conn_db(value: str | None) -> str:
+    return value or _default_conn_db()
+
+
+def _instance(value: str | None) -> str:
+    return value or socket.gethostname()
+
+
 def _timeout(value: object) -> str | None:
     if value is None:
         return None
     return f"{value}ms" if isinstance(value, int) else str(value).strip()
 
 
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _dict(value: Any) -> dict[Any, Any]:
+    return dict(value)
+
+
+_BOOL = "True or False"
+_STRS = "a list of non-empty strings"
+_TEXT = "a non-empty string or None"
+_DURATION_KIND = "milliseconds (an int) or a duration such as '30s'"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PgcloneSettings:
+    """django-pgclone's settings: field ``allow_dump`` is ``settings.PGCLONE_ALLOW_DUMP``."""
+
+    allow_dump: bool = setting(True, _is_bool, _BOOL)
+    allow_restore: bool = setting(True, _is_bool, _BOOL)
+    allow_copy: bool = setting(True, _is_bool, _BOOL)
+    configs: Mapping[str, Mapping[str, Any]] = setting(
+        {},
+        _is_mapping,
+        "a dict of name to options",
+        rules=[Rule("E102", _configs_problems)],
+        convert=_dict,
+        required=True,
+    )
+    conn_db: str = setting(None, _is_optional_text, _TEXT, convert=_conn_db, required=True)
+    database: str = setting("default", _is_text, "a database alias")
+    exclude: tuple[str, ...] = setting([], _is_str_list, _STRS, convert=_tuple)
+    instance: str = setting(None, _is_optional_text, _TEXT, convert=_instance, required=True)
+    pre_dump_hooks: tuple[str, ...] = setting([], _is_str_list, _STRS, convert=_tuple)
+    pre_swap_hooks: tuple[str, ...] = setting(["migrate"], _is_str_list, _STRS, convert=_tuple)
+    reversible: bool = setting(False, _is_bool, _BOOL)
+    storage_location: str | None = setting(None, _is_optional_text, _TEXT)
+    validate_dump_keys: bool = setting(True, _is_bool, _BOOL)
+    statement_timeout: str | None = setting(
+        None, _is_duration, _DURATION_KIND, convert=_timeout, type_id="E103"
+    )
+    lock_timeout: str | None = setting(
+        None, _is_duration, _DURATION_KIND, convert=_timeout, type_id="E103"
+    )
+
+    def session_settings(self) -> dict[str, str]:
+        """The server settings applied to every SQL session pgclone opens."""
+        values = {"statement_timeout": self.statement_timeout, "lock_timeout": self.lock_timeout}
+        return {key: value for key, value in values.items() if value is not None}
+
+
+SETTINGS = Family(
+    PgcloneSettings,
+    prefix="PGCLONE_",
+    type_id="E101",
+    wrong_type=lambda key, kind: f"{key} must be {kind}.",
+)
+NAMES = tuple(SETTINGS.declared)
+DEFAULTS: dict[str, Any] = SETTINGS.defaults
+
+
+def _given() -> dict[str, Any]:
+    return {
+        name: getattr(django_settings, name)
+        for name in (*NAMES, *UNSUPPORTED)
+        if hasattr(django_settings, name)
+    }
+
+
+def validate(values: Mapping[str, Any] | None = None) -> list[Problem]:
+    """Every problem with the ``PGCLONE_*`` settings (ids ``django_rclone_celery.E1xx``)."""
+    values = _given() if values is None else values
+    return SETTINGS.problems(values) + [
+        problem(
+            "W101",
+            f"{name} is ignored: storage goes through rclone.",
+            "Configure an rclone S3 remote and point PGCLONE_STORAGE_LOCATION at it.",
+            warning=True,
+        )
+        for name in UNSUPPORTED
+        if name in values
+    ]
+
+
 @lru_cache(maxsize=1)
 def get_pgclone_settings() -> PgcloneSettings:
     """The validated ``PGCLONE_*`` settings; raises on the first error."""
-    for problem in validate():
-        if not problem.warning:
-            raise ConfigurationError(f"{problem.msg} ({problem.id})")
-
-    def get(name: str, default: Any) -> Any:
-        return getattr(django_settings, name, default)
-
-    return PgcloneSettings(
-        allow_dump=get("PGCLONE_ALLOW_DUMP", True),
-        allow_restore=get("PGCLONE_ALLOW_RESTORE", True),
-        allow_copy=get("PGCLONE_ALLOW_COPY", True),
-        configs=dict(get("PGCLONE_CONFIGS", {})),
-        conn_db=get("PGCLONE_CONN_DB", None) or _default_conn_db(),
-        database=get("PGCLONE_DATABASE", "default"),
-        exclude=tuple(get("PGCLONE_EXCLUDE", ())),
-        instance=get("PGCLONE_INSTANCE", None) or socket.gethostname(),
-        pre_dump_hooks=tuple(get("PGCLONE_PRE_DUMP_HOOKS", ())),
-        pre_swap_hooks=tuple(get("PGCLONE_PRE_SWAP_HOOKS", ("migrate",))),
-        reversible=get("PGCLONE_REVERSIBLE", False),
-        storage_location=get("PGCLONE_STORAGE_LOCATION", None),
-        validate_dump_keys=get("PGCLONE_VALIDATE_DUMP_KEYS", True),
-        statement_timeout=_timeout(get("PGCLONE_STATEMENT_TIMEOUT", None)),
-        lock_timeout=_timeout(get("PGCLONE_LOCK_TIMEOUT", None)),
-    )
+    for found in validate():
+        if not found.warning:
+            raise ConfigurationError(f"{found.msg} ({found.id})")
+    return SETTINGS.build(_given())
 
 
 @receiver(setting_changed)
