@@ -26,6 +26,8 @@ from django.utils import timezone
 from . import signals
 from .conf import Settings, get_settings
 from .models import BackupRun, Freshness, Operation, Status, Watch
+from .notify import first_line as first_line  # where the admin has always found it
+from .notify import mail_alert
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -122,11 +124,6 @@ class TargetStatus:
         data = asdict(self)
         data.update(state=self.state, ok=self.ok)
         return data
-
-
-def first_line(text: str, limit: int = 300) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _fresh(info: RunInfo | None, limit: int | None) -> bool:
@@ -282,6 +279,4 @@ def _announce(alert: Alert) -> None:
         limit=alert.limit,
         last=alert.last,
     )
-    from .notify import mail_alert
-
     mail_alert(alert)

@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("django_rclone_celery")
 
+
+def first_line(text: str, limit: int = 300) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 USER_AGENT = "django-rclone-celery"
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
 # A path segment that is a plain word ("ping", "api", "start") is kept in logs;
@@ -184,8 +190,6 @@ def _target(row: BackupRun) -> str:
 
 def mail_failure(row: BackupRun, settings: Settings | None = None) -> bool:
     """Mail the recipients that ``row`` failed. True if a mail went out."""
-    from .monitoring import first_line
-
     settings = settings or get_settings()
     link = run_link(row, settings)
     lines = [
@@ -249,8 +253,6 @@ def run_finished(row: BackupRun, error: BaseException | None, *, final: bool = T
         if error is None:
             _ping_all(urls, "success", "", settings)
             return
-        from .monitoring import first_line
-
         _ping_all(urls, "fail", scrub(first_line(fresh.error or str(error))), settings)
         mail_failure(fresh, settings)
     except Exception:  # monitoring never fails a run
@@ -269,8 +271,6 @@ def runs_abandoned(pks: Iterable[int]) -> None:
     try:
         settings = get_settings()
         for row in BackupRun.objects.filter(pk__in=list(pks), status=Status.FAILED):
-            from .monitoring import first_line
-
             _ping_all(run_ping_urls(row, settings), "fail", scrub(first_line(row.error)), settings)
             mail_failure(row, settings)
     except Exception:  # monitoring never fails a run

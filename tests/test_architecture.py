@@ -118,3 +118,100 @@ def test_signal_module_declares_every_signal() -> None:
     for name in SIGNAL_NAMES:
         assert hasattr(signals, name), name
         assert name in (signals.__doc__ or ""), f"{name} is not documented in signals.py"
+
+
+# --- no import cycle inside the package (#17) ----------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = ["django_rclone_celery", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in SOURCES}
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import, in functions too (a lazy import is still a circle), but not the
+    ones under ``if TYPE_CHECKING:``, which never run."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found.extend(i for n in node.orelse for i in _runtime_imports(n))
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        found.extend(_runtime_imports(node))
+    return found
+
+
+def _imported_modules(module: str) -> set[str]:
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    targets: set[str] = set()
+    for node in _runtime_imports(_tree(path)):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            base = ".".join([*anchor, *([node.module] if node.module else [])])
+        # `from . import signals` imports the module signals, not the package's body.
+        for alias in node.names:
+            name = f"{base}.{alias.name}"
+            targets.add(name if name in MODULES else base)
+    return {t for t in targets if t in MODULES and t != module}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_import_graph_sees_relative_and_lazy_imports() -> None:
+    schedules = _imported_modules("django_rclone_celery.schedules")
+    assert "django_rclone_celery.conf" in schedules
+    assert "django_rclone_celery.registry" in _imported_modules(
+        "django_rclone_celery.schedule_rules"
+    )
+    # A function-level import counts: checks imports the connectors inside a check.
+    assert "django_rclone_celery.connectors" in _imported_modules("django_rclone_celery.checks")
+    assert "django_rclone_celery.conf" in _imported_modules("django_rclone_celery.pgclone.conf")
+
+
+def test_no_import_cycle_inside_the_package() -> None:
+    graph = {module: _imported_modules(module) for module in MODULES}
+    assert _cycles(graph) == [], "modules that import each other (directly or around a circle)"
