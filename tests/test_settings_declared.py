@@ -20,9 +20,9 @@ SETTINGS_MD = (ROOT / "docs" / "settings.md").read_text()
 
 
 def _ids(cell: str) -> set[str]:
-    """The short ids of a docs "Checks" cell, ranges such as `E020`–`E027` expanded."""
+    """The short ids of a docs "Checks" cell, with ranges (an en dash) expanded."""
     found = set(re.findall(r"[EW]\d{3}", cell))
-    for kind, first, last in re.findall(r"([EW])(\d{3})`?\s*[–-]\s*`?[EW](\d{3})", cell):
+    for kind, first, last in re.findall(r"([EW])(\d{3})`?\s*[\u2013-]\s*`?[EW](\d{3})", cell):
         found |= {f"{kind}{n:03d}" for n in range(int(first), int(last) + 1)}
     return found
 
