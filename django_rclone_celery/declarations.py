@@ -77,14 +77,12 @@ def _same(value: Any) -> Any:
     return value
 
 
-def of_type(*types: type | None) -> Callable[[Any], bool]:
-    """Accepts instances of ``types`` (``None`` for None); a bool only where bool is named."""
-    accepted = tuple(type(None) if t is None else t for t in types)
+def of_type(*types: type) -> Callable[[Any], bool]:
+    """Accepts instances of ``types``; a bool only where bool is named (it is an int too)."""
 
     def accepts(value: Any) -> bool:
-        return isinstance(value, accepted) and (bool in accepted or not isinstance(value, bool))
+        return isinstance(value, types) and (bool in types or not isinstance(value, bool))
 
-    accepts.types = accepted  # type: ignore[attr-defined]
     return accepts
 
 
@@ -106,8 +104,9 @@ def setting(
     if isinstance(accepts, type):
         accepts = (accepts,)
     if isinstance(accepts, tuple):
-        test = of_type(*accepts)
-        kind = kind or _KINDS[test.types]  # type: ignore[attr-defined]
+        types = tuple(type(None) if t is None else t for t in accepts)
+        test = of_type(*types)
+        kind = kind or _KINDS[types]
     else:
         test = accepts
     declared = Setting(default, test, kind, tuple(rules), convert, type_id)
@@ -141,23 +140,23 @@ class Family(Generic[T]):
         return {key: declared.default for key, (_, declared) in self.declared.items()}
 
     def problems(self, values: Mapping[str, Any]) -> list[Problem]:
-        """Type problems first (a value of the wrong type gets no other check), then rules."""
+        """Type problems first (a value of the wrong type gets no other check), then
+        each key's rules (a key not given is checked at its default: so REMOTE is
+        required by a rule), then joint rules."""
         wrong = [
             key
             for key, (_, declared) in self.declared.items()
             if key in values and not declared.accepts(values[key])
         ]
-        found = []
-        for key in wrong:
-            declared = self.declared[key][1]
-            found.append(
-                problem(declared.type_id or self.type_id, self.wrong_type(key, declared.kind))
-            )
+        found = [
+            problem(declared.type_id or self.type_id, self.wrong_type(key, declared.kind))
+            for key in wrong
+            for declared in [self.declared[key][1]]
+        ]
         for key, (_, declared) in self.declared.items():
             if key not in wrong:
-                value = values.get(key, declared.default)
                 for each in declared.rules:
-                    found.extend(each.problems(value))
+                    found.extend(each.problems(values.get(key, declared.default)))
         for joint in self.joint:
             if all(key in values and key not in wrong for key in joint.keys):
                 found.extend(joint.rule.problems(tuple(values[key] for key in joint.keys)))
