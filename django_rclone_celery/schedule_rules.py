@@ -16,7 +16,7 @@ from typing import Any
 from celery.schedules import crontab as celery_crontab
 
 from . import registry
-from .problems import Problem
+from .problems import ID_PREFIX, Problem
 from .values import is_http_url
 
 PREFIX = "django_rclone_celery: "
@@ -60,7 +60,7 @@ def crontab_period(expression: str) -> int:
 
 def _spec_problems(name: Any, spec: Any) -> list[Problem]:
     def problem(number: int, msg: str, hint: str = "") -> Problem:
-        return Problem(f"django_rclone_celery.E{number:03d}", f"SCHEDULES[{name!r}] {msg}", hint)
+        return Problem(f"{ID_PREFIX}E{number:03d}", f"SCHEDULES[{name!r}] {msg}", hint)
 
     if not isinstance(name, str) or not name or len(PREFIX + name) > 200:
         return [problem(20, "needs a non-empty string name of at most 178 characters.")]
