@@ -21,6 +21,8 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from . import database_options
+from .database_options import DatabaseOptions
 from .exceptions import ConfigurationError
 
 Compression = Literal["zstd", "native", "none"]
@@ -77,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "WATCHDOG_INTERVAL": 300,
     "NAMESPACE": None,
     "SQLITE_LOCK_TIMEOUT": 60,
+    # --- pgtools (#19.2+3): per-database options (database_options.py) ---
+    "DATABASE_OPTIONS": {},
+    # --- end pgtools ---
 }
 
 # key -> (accepted types, human description)
@@ -119,6 +124,9 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "WATCHDOG_INTERVAL": ((int,), "an integer number of seconds"),
     "NAMESPACE": ((str, type(None)), "a string or None"),
     "SQLITE_LOCK_TIMEOUT": ((int,), "an integer number of seconds"),
+    # --- pgtools (#19.2+3) ---
+    "DATABASE_OPTIONS": ((dict,), "a dict of database alias to options"),
+    # --- end pgtools ---
 }
 
 
@@ -176,6 +184,9 @@ class Settings:
     # (the lock keys). None: names stay django-rclone's; locks use the project.
     namespace: str | None = None
     sqlite_lock_timeout: int = 60
+    # --- pgtools (#19.2+3): alias -> its DATABASE_OPTIONS ---
+    database_options: Mapping[str, DatabaseOptions] = field(default_factory=dict)
+    # --- end pgtools ---
 
 
 def raw_settings() -> dict[str, Any]:
@@ -354,6 +365,13 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
                 "A SQLite backup waits this long for a writer's lock, then fails.",
             )
         )
+    # --- pgtools (#19.2+3): DATABASE_OPTIONS (E085-E091) ---
+    if ok("DATABASE_OPTIONS"):
+        problems.extend(
+            Problem(f"django_rclone_celery.{check_id}", msg)
+            for check_id, msg in database_options.problems(value["DATABASE_OPTIONS"])
+        )
+    # --- end pgtools ---
     if ok("SCHEDULES"):
         from .schedules import schedule_problems  # imported here: schedules imports conf
 
@@ -543,6 +561,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         watchdog_interval=merged["WATCHDOG_INTERVAL"],
         namespace=merged["NAMESPACE"] or None,
         sqlite_lock_timeout=merged["SQLITE_LOCK_TIMEOUT"],
+        database_options=database_options.parse(merged["DATABASE_OPTIONS"]),  # pgtools
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.backends.utils import CursorWrapper
 
+from .. import tools
 from ..exceptions import ConfigurationError, RestoreError
 from ..process import Command
 from .base import Connector, Inventory, Staging
@@ -86,33 +87,46 @@ class PostgresConnector(Connector):
     # Set while counted_snapshot() holds an exported snapshot open for pg_dump.
     snapshot: str | None = None
 
-    def _conn_args(self) -> list[str]:
+    def _conn_args(self, *, dump: bool = False) -> list[str]:
+        conn = self.dump_settings if dump else self.settings_dict
         args = ["--no-password"]
-        if self.host:
-            args += ["--host", self.host]
-        if self.port:
-            args += ["--port", self.port]
-        if self.user:
-            args += ["--username", self.user]
+        for flag, key in (("--host", "HOST"), ("--port", "PORT"), ("--username", "USER")):
+            if conn.get(key):
+                args += [flag, str(conn[key])]
         return args
 
     def _env(self) -> dict[str, str]:
-        return {
+        found = {
             env: str(self.options[key]) for key, env in _OPTION_ENV.items() if self.options.get(key)
         }
+        return {**found, **self.db_options.env}
 
-    def _command(self, argv: list[str]) -> Command:
-        secret = {"PGPASSWORD": self.password} if self.password else {}
+    def _command(self, argv: list[str], *, dump: bool = False) -> Command:
+        password = str((self.dump_settings if dump else self.settings_dict).get("PASSWORD") or "")
+        secret = {"PGPASSWORD": password} if password else {}
         return Command(argv=tuple(argv), env=self._env(), secret_env=secret)
 
     def dump_command(self, *, compress: bool, extra: tuple[str, ...] = ()) -> Command:
-        argv = [self.dump_tool, "--format=custom", *self._conn_args()]
+        argv = [self.program(self.dump_tool), "--format=custom", *self._conn_args(dump=True)]
         if not compress:
             argv.append("--compress=0")
         if self.snapshot:
             argv.append(f"--snapshot={self.snapshot}")
-        argv += [*extra, f"--dbname={self.name}"]
-        return self._command(argv)
+        argv += [*self.db_options.dump_args, *extra, f"--dbname={self.name}"]
+        return self._command(argv, dump=True)
+
+    def server_version(self, *, dump: bool = False) -> tuple[int, ...]:
+        with self.cursor(self.maintenance_db() if not dump else None, dump=dump) as cursor:
+            cursor.execute("SELECT current_setting('server_version_num')::int")
+            return tools.pg_server_version(int(cursor.fetchone()[0]))
+
+    def prepare_tools(self, *, restore: bool = False) -> None:
+        """Compare the server's major with the tool's; use or refuse (see tools.py)."""
+        tool = self.restore_tool if restore else self.dump_tool
+        server = self.server_version(dump=not restore)
+        choice = tools.choose_pg_tool(self.alias, tool, server, self.db_options.tool_dir)
+        if choice.path != tool:  # a plain name stays a plain name in argv
+            self.tool_paths[tool] = choice.path
 
     @contextmanager
     def counted_snapshot(self) -> Iterator[Callable[[], dict[str, int] | None]]:
@@ -138,11 +152,12 @@ class PostgresConnector(Connector):
         stop = ["--exit-on-error"] if exit_on_error else []
         return self._command(
             [
-                self.restore_tool,
+                self.program(self.restore_tool),
                 "--no-owner",
                 "--no-acl",
                 *stop,
                 *self._conn_args(),
+                *self.db_options.restore_args,
                 f"--dbname={target}",
             ]
         )
@@ -188,8 +203,8 @@ class PostgresConnector(Connector):
         return str(self.conn_db or self.settings_dict.get("PGCLONE_CONN_DB") or "postgres")
 
     @contextmanager
-    def cursor(self, dbname: str | None = None) -> Iterator[CursorWrapper]:
-        with super().cursor(dbname) as cursor:
+    def cursor(self, dbname: str | None = None, *, dump: bool = False) -> Iterator[CursorWrapper]:
+        with super().cursor(dbname, dump=dump) as cursor:
             for key, value in self.session_settings.items():
                 # set_config takes values as parameters: nothing is spliced into SQL.
                 cursor.execute("SELECT set_config(%s, %s, false)", [key, value])
@@ -291,13 +306,16 @@ class _SnapshotCounter:
     def _run(self) -> None:
         exported = False
         try:
-            with self.connector.cursor() as cursor:
+            # On the dump's own connection: pg_dump imports the snapshot there.
+            with self.connector.cursor(dump=True) as cursor:
                 cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 cursor.execute("SELECT pg_export_snapshot()")
                 self.exported.put(cursor.fetchone()[0])
                 exported = True
                 try:
-                    self.counts = self._count(cursor)
+                    # Extra dump arguments may leave rows out: no counts rather than wrong ones.
+                    if not self.connector.db_options.dump_args:
+                        self.counts = self._count(cursor)
                 except Exception:
                     logger.debug("row counts in the dump's snapshot failed", exc_info=True)
                 finally:
