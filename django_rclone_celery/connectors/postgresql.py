@@ -118,7 +118,29 @@ class PostgresConnector(Connector):
     def server_version(self, *, dump: bool = False) -> tuple[int, ...]:
         with self.cursor(self.maintenance_db() if not dump else None, dump=dump) as cursor:
             cursor.execute("SELECT current_setting('server_version_num')::int")
-            return tools.pg_server_version(int(cursor.fetchone()[0]))
+            version = tools.pg_server_version(int(cursor.fetchone()[0]))
+            if dump and self.db_options.user:
+                self._check_dump_role(cursor)
+        return version
+
+    def _check_dump_role(self, cursor: Any) -> None:
+        """A dump role that cannot read every table fails here, in one line, not
+        in pg_dump's several (it takes a lock on each table it dumps)."""
+        cursor.execute(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'S') "
+            "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
+            "AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1"
+        )
+        unreadable = [str(row[0]) for row in cursor.fetchall()]
+        if unreadable:
+            role = self.db_options.user
+            more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+            raise ConfigurationError(
+                f"database {self.alias!r}: the dump role {role!r} cannot read "
+                f"{', '.join(unreadable[:3])}{more}: GRANT pg_read_all_data TO {role}; "
+                "(PostgreSQL 14+) or GRANT SELECT on them"
+            )
 
     def prepare_tools(self, *, restore: bool = False) -> None:
         """Compare the server's major with the tool's; use or refuse (see tools.py)."""
@@ -312,11 +334,15 @@ class _SnapshotCounter:
                 cursor.execute("SELECT pg_export_snapshot()")
                 self.exported.put(cursor.fetchone()[0])
                 exported = True
+                cursor.execute("SAVEPOINT drc_count")
                 try:
                     # Extra dump arguments may leave rows out: no counts rather than wrong ones.
                     if not self.connector.db_options.dump_args:
                         self.counts = self._count(cursor)
                 except Exception:
+                    # A failed count aborts the transaction, which would take the
+                    # snapshot pg_dump imports with it: roll back to before it.
+                    cursor.execute("ROLLBACK TO SAVEPOINT drc_count")
                     logger.debug("row counts in the dump's snapshot failed", exc_info=True)
                 finally:
                     self.counted.set()
