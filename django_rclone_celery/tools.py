@@ -128,7 +128,8 @@ def choose_pg_tool(alias: str, tool: str, server: Version, tool_dir: str = "") -
             f"database {alias!r}: {program} --version does not say a PostgreSQL version"
         )
     if pg_major(version) >= server_major:
-        return Choice(tool, program, version, server)
+        # A tool found on PATH keeps its plain name in argv, as before.
+        return Choice(tool, program if tool_dir else tool, version, server)
     if not tool_dir:
         for candidate in _side_by_side(tool, server_major):
             found = pg_version(version_line(candidate))

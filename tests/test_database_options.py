@@ -6,6 +6,7 @@ Roles are created on the real server with this run's suffix and dropped after.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from django.db import connections
 from django_rclone_celery.checks import TAG
 from django_rclone_celery.conf import validate
 from django_rclone_celery.connectors import get_connector
+from django_rclone_celery.operations import list_backups
 from tests.conftest import damage, db_params, populate, remote_files, snapshot
 
 SUFFIX = os.environ.get("DRC_TEST_DB_SUFFIX", "")
@@ -60,6 +62,13 @@ def test_dump_args_leave_a_tables_rows_out(
     call_command("dbrestore", "-d", alias, "--noinput")
     assert snapshot(alias, AUTHORS) == authors
     assert book_count(alias) == 0  # the table exists (the count works) and is empty
+    [entry] = list_backups(alias)
+    manifest = json.loads((remote_dir / "db" / f"{entry.name}.manifest.json").read_text())
+    if alias == "pg":  # no counts from a snapshot the arguments may not match
+        assert manifest["row_counts"] == {}
+    else:  # MariaDB's come from the dump's own stream: no rows of the books in it
+        assert manifest["row_counts"].get("testapp_book", 0) == 0
+        assert manifest["row_counts"]["testapp_author"] == len(authors["testapp_author"])
 
 
 # A read-only backup role -------------------------------------------------------
@@ -127,41 +136,53 @@ def test_env_reaches_the_tools(remote_dir: Path, drc_config: Callable[..., Any])
     assert get_connector("pg").dump_command(compress=False).env["PGOPTIONS"].endswith("bogus")
 
 
+# The replica example of docs/many-databases.md, for the alias "pg".
+# --8<-- [start:replica]
+DATABASE_OPTIONS = {
+    "pg": {
+        # Dump from the replica, as a read-only role; restores use the alias's own.
+        "HOST": "replica.internal",
+        "PORT": 5432,
+        "USER": "backup_reader",
+        "PASSWORD": os.environ.get("BACKUP_READER_PASSWORD", ""),
+        "DUMP_ARGS": ["--exclude-table-data=django_session", "--no-comments"],
+    },
+}
+# --8<-- [end:replica]
+
+
 @pytest.mark.django_db(databases=["default", "pg", "maria"])
-def test_host_and_port_change_the_dump_connection_only() -> None:
-    from django.test import override_settings
-
-    from django_rclone_celery.conf import get_settings
-
-    options = {
-        "pg": {"HOST": "replica.internal", "PORT": 6432},
-        "maria": {"HOST": "replica.internal", "PORT": "3307", "USER": "backup"},
-    }
-    raw = {**get_settings_raw(), "DATABASE_OPTIONS": options}
-    with override_settings(DJANGO_RCLONE=raw):
-        get_settings.cache_clear()
-        pg = get_connector("pg")
-        dump = pg.dump_command(compress=False).argv
-        assert dump[dump.index("--host") + 1 : dump.index("--port") + 2] == (
-            "replica.internal",
-            "--port",
-            "6432",
-        )
-        restore = pg.restore_command("t").argv
-        assert restore[restore.index("--host") + 1] == pg.host
-        maria = get_connector("maria")
-        argv = maria.dump_command(compress=False).argv
-        assert "--host=replica.internal" in argv
-        assert "--port=3307" in argv
-        assert "--user=backup" in argv
-        assert f"--host={maria.host}" in maria.restore_command("t").argv
-    get_settings.cache_clear()
-
-
-def get_settings_raw() -> dict[str, Any]:
-    from django.conf import settings
-
-    return dict(settings.DJANGO_RCLONE)
+def test_host_and_port_change_the_dump_connection_only(
+    remote_dir: Path, drc_config: Callable[..., Any]
+) -> None:
+    maria_options = {"HOST": "replica.internal", "PORT": "3307", "USER": "backup"}
+    drc_config(DATABASE_OPTIONS={**DATABASE_OPTIONS, "maria": maria_options})
+    assert validate() == []
+    pg = get_connector("pg")
+    dump = pg.dump_command(compress=False).argv
+    at = dump.index("--host")
+    assert dump[at : at + 6] == (
+        "--host",
+        "replica.internal",
+        "--port",
+        "5432",
+        "--username",
+        "backup_reader",
+    )
+    assert dump[-3:] == (
+        "--exclude-table-data=django_session",
+        "--no-comments",
+        f"--dbname={pg.name}",
+    )
+    restore = pg.restore_command("t").argv
+    assert restore[restore.index("--host") + 1] == pg.host
+    assert restore[restore.index("--username") + 1] == pg.user
+    maria = get_connector("maria")
+    argv = maria.dump_command(compress=False).argv
+    assert "--host=replica.internal" in argv
+    assert "--port=3307" in argv
+    assert "--user=backup" in argv
+    assert f"--host={maria.host}" in maria.restore_command("t").argv
 
 
 # Refused arguments -------------------------------------------------------------
@@ -240,6 +261,7 @@ BAD = [
     ({"pg": {"DUMP_ARGS": "--no-comments"}}, "E087", "['DUMP_ARGS'] must be a list of strings."),
     ({"default": {"DUMP_ARGS": ["-x"]}}, "E087", "sqlite has no tool to pass it to."),
     ({"pg": {"ENV": {"PGPASSWORD": SECRET}}}, "E089", "sets PGPASSWORD: use the PASSWORD key."),
+    ({"maria": {"ENV": {"MYSQL_PWD": SECRET}}}, "E089", "sets MYSQL_PWD: use the PASSWORD key."),
     ({"pg": {"ENV": {"A B": "x"}}}, "E089", "has an invalid variable name 'A B'."),
     ({"pg": {"ENV": ["x"]}}, "E089", "['ENV'] must be a dict of strings to strings."),
     ({"pg": {"PORT": "54x"}}, "E090", "['PORT'] must be a port number."),

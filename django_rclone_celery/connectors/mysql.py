@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import DatabaseError
+
 from .. import process, tools
 from ..exceptions import ConfigurationError, RestoreError
 from ..process import Command, Transform
@@ -159,9 +161,12 @@ class MysqlConnector(Connector):
         8 mysqldump reads column statistics MariaDB does not have: turn that off."""
         super().prepare_tools(restore=restore)
         tool = self.restore_tool if restore else self.dump_tool
-        with self.cursor(dump=not restore) as cursor:
-            cursor.execute("SELECT VERSION()")
-            server = str(cursor.fetchone()[0])
+        try:
+            with self.cursor(dump=not restore) as cursor:
+                cursor.execute("SELECT VERSION()")
+                server = str(cursor.fetchone()[0])
+        except DatabaseError:
+            return  # unreachable: the tool says so, in its own words
         line = tools.version_line(process.find_program(self.program(tool)) or tool)
         problem = tools.mysql_mismatch(self.alias, tool, line, server)
         if problem:

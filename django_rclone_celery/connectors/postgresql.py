@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
+from django.db import DatabaseError
 from django.db.backends.utils import CursorWrapper
 
 from .. import tools
@@ -145,7 +146,12 @@ class PostgresConnector(Connector):
     def prepare_tools(self, *, restore: bool = False) -> None:
         """Compare the server's major with the tool's; use or refuse (see tools.py)."""
         tool = self.restore_tool if restore else self.dump_tool
-        server = self.server_version(dump=not restore)
+        try:
+            server = self.server_version(dump=not restore)
+        except DatabaseError:
+            # Unreachable, or no such database: the tool says so, in its own words.
+            logger.debug("no server version for %r", self.alias, exc_info=True)
+            return
         choice = tools.choose_pg_tool(self.alias, tool, server, self.db_options.tool_dir)
         if choice.path != tool:  # a plain name stays a plain name in argv
             self.tool_paths[tool] = choice.path
