@@ -12,6 +12,7 @@ swapped. MariaDB/MySQL: a tool of the other flavour is detected and said.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -91,6 +92,14 @@ def _program(tool: str, tool_dir: str) -> str | None:
         path = os.path.join(tool_dir, tool)
         return path if os.access(path, os.X_OK) else None
     return process.find_program(tool)
+
+
+def warm(tool: str, tool_dir: str = "") -> None:
+    """Ask ``tool --version`` ahead, beside the server query (the answer is cached)."""
+    program = _program(tool, tool_dir)
+    if program is not None:
+        with contextlib.suppress(ConfigurationError):  # choose_pg_tool() says so
+            version_line(program)
 
 
 def _side_by_side(tool: str, server_major: Version) -> list[str]:

@@ -11,10 +11,10 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
-from .. import process
+from .. import process, tools
 from ..completeness import StreamCheck, stream_check
 from ..database_options import DatabaseOptions
-from ..exceptions import ConfigurationError, ProcessError
+from ..exceptions import ConfigurationError
 from ..process import Command, Transform
 
 Inventory = dict[str, list[str]]
@@ -136,12 +136,13 @@ class Connector(ABC):
     def tool_versions(self) -> dict[str, str]:
         versions = {}
         for tool in {self.dump_tool, self.restore_tool}:
-            try:
-                argv = (self.program(tool), "--version")
-                out = process.run(Command(argv=argv), timeout=30).stdout
-            except ProcessError:
+            program = process.find_program(self.program(tool))
+            if program is None:
                 continue
-            versions[tool] = out.decode("utf-8", "replace").strip().splitlines()[0]
+            try:  # cached: prepare_tools() has usually asked already
+                versions[tool] = tools.version_line(program)
+            except ConfigurationError:
+                continue
         return versions
 
     def stream_check(self, *, dumping: bool = False, counting: bool = False) -> StreamCheck | None:

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
@@ -146,12 +147,15 @@ class PostgresConnector(Connector):
     def prepare_tools(self, *, restore: bool = False) -> None:
         """Compare the server's major with the tool's; use or refuse (see tools.py)."""
         tool = self.restore_tool if restore else self.dump_tool
-        try:
-            server = self.server_version(dump=not restore)
-        except DatabaseError:
-            # Unreachable, or no such database: the tool says so, in its own words.
-            logger.debug("no server version for %r", self.alias, exc_info=True)
-            return
+        # The tool's --version (a process start) runs beside the server query.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drc-tools") as pool:
+            pool.submit(tools.warm, tool, self.db_options.tool_dir)
+            try:
+                server = self.server_version(dump=not restore)
+            except DatabaseError:
+                # Unreachable, or no such database: the tool says so, in its own words.
+                logger.debug("no server version for %r", self.alias, exc_info=True)
+                return
         choice = tools.choose_pg_tool(self.alias, tool, server, self.db_options.tool_dir)
         if choice.path != tool:  # a plain name stays a plain name in argv
             self.tool_paths[tool] = choice.path
