@@ -25,6 +25,8 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from . import database_options
+from .database_options import DatabaseOptions
 from .declarations import Family, Joint, Rule, rule, setting
 from .exceptions import ConfigurationError
 from .problems import Problem, problem
@@ -144,6 +146,10 @@ def _or_none(value: Any) -> Any:
 
 
 # --- the keys --------------------------------------------------------------------------------
+
+
+def _database_options_problems(value: Any) -> list[Problem]:
+    return [problem(check_id, msg) for check_id, msg in database_options.problems(value)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -456,6 +462,14 @@ class Settings:
                 "A SQLite backup waits this long for a writer's lock, then fails.",
             )
         ],
+    )
+    # alias -> its DATABASE_OPTIONS (database_options.py checks and parses them)
+    database_options: Mapping[str, DatabaseOptions] = setting(
+        {},
+        dict,
+        "a dict of database alias to options",
+        rules=[Rule("E085", _database_options_problems)],
+        convert=database_options.parse,
     )
 
 

@@ -22,13 +22,13 @@ from typing import Any
 from django.core import checks
 from django.db import connections
 
-from . import process
+from . import process, tools
 from .conf import Settings, get_settings, takes_backups, validate
 from .connectors import get_connector
 from .connectors.base import Connector
-from .exceptions import ConfigurationError, DjangoRcloneCeleryError, RcloneError
+from .connectors.postgresql import PostgresConnector
+from .exceptions import ConfigurationError, RcloneError
 from .problems import problem
-from .process import Command
 from .rclone import Rclone
 
 REMOTE_TIMEOUT = 60.0  # seconds for one listing of the remote
@@ -109,48 +109,41 @@ def parse_version(text: str, *patterns: str) -> Version | None:
     return None
 
 
-def _tool_output(tool: str) -> str | None:
-    if process.find_program(tool) is None:
-        return None  # W003 says so
+def _version_problem(connector: Connector, tool: str, server: tools.Version) -> str:
+    """Why ``tool`` cannot serve this PostgreSQL server ("" when the run finds one that can)."""
+    program = process.find_program(connector.program(tool))
+    if program is None and not connector.db_options.tool_dir:
+        return ""  # W003 says so
     try:
-        out = process.run(Command(argv=(tool, "--version")), timeout=30).stdout
-    except DjangoRcloneCeleryError:
-        return None
-    return out.decode("utf-8", "replace")
+        tools.choose_pg_tool(connector.alias, tool, server, connector.db_options.tool_dir)
+    except ConfigurationError as exc:
+        return str(exc)
+    return ""
 
 
-def _older(
-    connector: Connector, tool_version: Version, server_version: Version, *, error: bool
-) -> list[checks.CheckMessage]:
-    if tool_version >= server_version:
-        return []
-    shown_tool = ".".join(map(str, tool_version))
-    shown_server = ".".join(map(str, server_version))
-    return [
-        problem(
-            "E071",
-            f"{connector.dump_tool} {shown_tool} is older than the server of database "
-            f"{connector.alias!r} ({shown_server}).",
-            f"Install the client tools of version {shown_server} or newer on this host "
-            "(the one that runs the worker).",
-            warning=not error,
-        ).message()
-    ]
+def postgres_versions(connector: Connector) -> list[checks.CheckMessage]:
+    """The same choice a run makes, for the dump tool (on the dump's connection) and the
+    restore tool (on the alias's): an error when the run would refuse (id E071)."""
+    assert isinstance(connector, PostgresConnector)
+    messages: list[checks.CheckMessage] = []
+    for tool, dump in ((connector.dump_tool, True), (connector.restore_tool, False)):
+        found = _version_problem(connector, tool, connector.server_version(dump=dump))
+        if found:
+            messages.append(
+                problem(
+                    "E071",
+                    found,
+                    "See 'The right tool for each server' in docs/many-databases.md.",
+                ).message()
+            )
+    return messages
 
 
 def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
-    messages: list[checks.CheckMessage] = []
+    messages = postgres_versions(connector)
     with connector.cursor() as cursor:
-        cursor.execute("SELECT current_setting('server_version_num')::int")
-        number = int(cursor.fetchone()[0])
         cursor.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
         row = cursor.fetchone()
-    # server_version_num: 160004 is 16.4; 90624 is 9.6.24.
-    server = (number // 10000,) if number >= 100000 else (number // 10000, number // 100 % 100)
-    output = _tool_output(connector.dump_tool)
-    tool = parse_version(output or "", r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", r"(\d+)(?:\.(\d+))?")
-    if tool is not None:
-        messages += _older(connector, tool[: len(server)], server, error=True)
     if not (row and row[0]):
         messages.append(
             problem(
@@ -160,6 +153,23 @@ def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
                 f"ALTER ROLE {connector.user} CREATEDB;",
             ).message()
         )
+    return messages
+
+
+def mysql_versions(connector: Connector, server_text: str) -> list[checks.CheckMessage]:
+    """A tool of the other flavour, or older than the server: a warning (id E071)."""
+    messages: list[checks.CheckMessage] = []
+    for tool in (connector.dump_tool, connector.restore_tool):
+        program = process.find_program(connector.program(tool))
+        if program is None:
+            continue  # W003 / E091 say so
+        try:
+            line = tools.version_line(program)
+        except ConfigurationError:
+            continue
+        mismatch = tools.mysql_mismatch(connector.alias, tool, line, server_text)
+        if mismatch:
+            messages.append(problem("E071", mismatch, warning=True).message())
     return messages
 
 
@@ -183,13 +193,7 @@ def mysql_problems(connector: Connector) -> list[checks.CheckMessage]:
             [staged],
         )
         rights = {str(row[0]).upper() for row in cursor.fetchall()}
-    server = parse_version(server_text, r"^(\d+)\.(\d+)")
-    output = _tool_output(connector.dump_tool) or ""
-    tool = parse_version(
-        output, r"(?:Distrib|from) (\d+)\.(\d+)", r"Ver (\d+)\.(\d+)\.\d+(?! Distrib)"
-    )
-    if server is not None and tool is not None:
-        messages += _older(connector, tool, server, error=False)
+    messages += mysql_versions(connector, server_text)
     missing = sorted({"CREATE", "DROP"} - rights)
     if missing:
         messages.append(
@@ -208,3 +212,33 @@ PROBES: dict[str, tuple[Callable[[Connector], list[checks.CheckMessage]], ...]] 
     "postgresql": (postgres_problems,),
     "mysql": (mysql_problems,),
 }
+
+
+def check_tool_versions(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """``check --database <alias>``: the tool version check alone, for those aliases
+    (Django runs database checks only for the aliases named; id E071)."""
+    if not databases or any(not p.warning for p in validate()):
+        return []
+    settings = get_settings()
+    messages: list[checks.CheckMessage] = []
+    for alias in databases:
+        try:
+            connector = get_connector(alias, settings)
+            if isinstance(connector, PostgresConnector):
+                messages += postgres_versions(connector)
+            elif connector.vendor == "mysql":
+                with connector.cursor() as cursor:
+                    cursor.execute("SELECT VERSION()")
+                    messages += mysql_versions(connector, str(cursor.fetchone()[0]))
+        except ConfigurationError:
+            continue  # W002 says so
+        except Exception as exc:
+            messages.append(
+                problem(
+                    "E072",
+                    f"database {alias!r} could not be checked: {type(exc).__name__}: {exc}",
+                ).message()
+            )
+    return messages

@@ -72,12 +72,14 @@ def older_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.django_db(databases=["pg", "maria"])
 def test_a_dump_tool_older_than_its_server_is_found(older_tools: None) -> None:
-    [pg] = preflight.postgres_problems(get_connector("pg"))
-    assert (pg.id, pg.level) == ("django_rclone_celery.E071", checks.ERROR)
-    assert pg.msg.startswith("pg_dump 9 is older than the server of database 'pg' (1")
+    # PostgreSQL: the run would use the client installed side by side
+    # (/usr/lib/postgresql/<N>/bin), so there is nothing to report; the
+    # refusals are in tests/test_tool_versions.py.
+    assert preflight.postgres_problems(get_connector("pg")) == []
     [maria] = preflight.mysql_problems(get_connector("maria"))
     assert (maria.id, maria.level) == ("django_rclone_celery.E071", checks.WARNING)
-    assert maria.msg.startswith("mysqldump 10.3 is older than the server of database 'maria'")
+    assert maria.msg.startswith("mysqldump 10.3 is older than the MariaDB 1")
+    assert "server of database 'maria'" in maria.msg
 
 
 @pytest.mark.django_db(databases=["pg", "maria"])

@@ -81,4 +81,8 @@ def get_connector(alias: str, settings: Settings | None = None) -> Connector:
         raise ConfigurationError(f"cannot import connector {path!r}: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise ConfigurationError(f"{path!r} is not a Connector subclass")
-    return cls(alias, connections.settings[alias])
+    connector: Connector = cls(alias, connections.settings[alias])
+    connector.db_options = (settings or get_settings()).database_options.get(
+        alias, connector.db_options
+    )  # pgtools (#19.3)
+    return connector

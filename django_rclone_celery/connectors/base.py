@@ -11,9 +11,10 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
-from .. import process
+from .. import process, tools
 from ..completeness import StreamCheck, stream_check
-from ..exceptions import ProcessError
+from ..database_options import DatabaseOptions
+from ..exceptions import ConfigurationError
 from ..process import Command, Transform
 
 Inventory = dict[str, list[str]]
@@ -55,6 +56,38 @@ class Connector(ABC):
     def __init__(self, alias: str, settings_dict: Mapping[str, Any]) -> None:
         self.alias = alias
         self.settings_dict = settings_dict
+        # DATABASE_OPTIONS[alias] (set by get_connector) and the tools
+        # prepare_tools() chose for this server (tool name -> path).
+        self.db_options = DatabaseOptions()
+        self.tool_paths: dict[str, str] = {}
+
+    # --- pgtools (#19.2+3): tool choice and per-database options ---
+    def program(self, tool: str) -> str:
+        """What argv[0] of ``tool`` is: the chosen one, else from TOOL_DIR, else by name."""
+        if tool in self.tool_paths:
+            return self.tool_paths[tool]
+        tool_dir = self.db_options.tool_dir
+        return f"{tool_dir.rstrip('/')}/{tool}" if tool_dir else tool
+
+    @property
+    def dump_settings(self) -> Mapping[str, Any]:
+        """The connection a dump uses: the alias's, with its DATABASE_OPTIONS' HOST,
+        PORT, USER and PASSWORD (a replica, a read-only role)."""
+        return self.db_options.dump_connection(self.settings_dict)
+
+    def prepare_tools(self, *, restore: bool = False) -> None:
+        """Before a run: check that the tools exist (TOOL_DIR may have changed since
+        ``check``); engines whose tools must match the server compare versions."""
+        tool_dir = self.db_options.tool_dir
+        if not tool_dir:
+            return
+        tool = self.restore_tool if restore else self.dump_tool
+        if process.find_program(self.program(tool)) is None:
+            raise ConfigurationError(
+                f"database {self.alias!r}: TOOL_DIR {tool_dir} has no executable {tool}"
+            )
+
+    # --- end pgtools ---
 
     # Connection details, as Django spells them.
     @property
@@ -103,11 +136,13 @@ class Connector(ABC):
     def tool_versions(self) -> dict[str, str]:
         versions = {}
         for tool in {self.dump_tool, self.restore_tool}:
-            try:
-                out = process.run(Command(argv=(tool, "--version")), timeout=30).stdout
-            except ProcessError:
+            program = process.find_program(self.program(tool))
+            if program is None:
                 continue
-            versions[tool] = out.decode("utf-8", "replace").strip().splitlines()[0]
+            try:  # cached: prepare_tools() has usually asked already
+                versions[tool] = tools.version_line(program)
+            except ConfigurationError:
+                continue
         return versions
 
     def stream_check(self, *, dumping: bool = False, counting: bool = False) -> StreamCheck | None:
@@ -149,22 +184,25 @@ class Connector(ABC):
         return {}
 
     @contextmanager
-    def cursor(self, dbname: str | None = None) -> Iterator[CursorWrapper]:
+    def cursor(self, dbname: str | None = None, *, dump: bool = False) -> Iterator[CursorWrapper]:
         """A cursor on this server, on ``dbname`` if given, in autocommit mode.
 
         A private connection is opened so nothing leaks into the alias's own
-        connection state, and it is closed on exit.
+        connection state, and it is closed on exit. ``dump``: on the dump's
+        connection (:attr:`dump_settings`).
         """
-        wrapper = self.wrapper(dbname)
+        wrapper = self.wrapper(dbname, dump=dump)
         try:
             with wrapper.cursor() as cursor:
                 yield cursor
         finally:
             wrapper.close()
 
-    def wrapper(self, dbname: str | None = None) -> BaseDatabaseWrapper:
+    def wrapper(self, dbname: str | None = None, *, dump: bool = False) -> BaseDatabaseWrapper:
         live = connections[self.alias]
         settings_dict = dict(live.settings_dict)
+        if dump:
+            settings_dict = self.db_options.dump_connection(settings_dict)
         if dbname is not None:
             settings_dict["NAME"] = dbname
         return live.__class__(settings_dict, alias=f"__drc_{self.alias}")

@@ -19,6 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import DatabaseError
+
+from .. import process, tools
 from ..exceptions import ConfigurationError, RestoreError
 from ..process import Command, Transform
 from .base import Connector, Inventory, Staging
@@ -92,6 +95,12 @@ def _find(block: bytes | memoryview, needle: bytes) -> int:
     return block.find(needle)
 
 
+def _mysql8(version_line: str) -> bool:
+    """MySQL's own mysqldump 8+, which reads column statistics MariaDB lacks."""
+    version = tools.mysql_version(version_line) or (0,)
+    return tools.mysql_flavour(version_line) == "MySQL" and version >= (8,)
+
+
 def strip_definer(sql: str | None) -> str:
     """``SHOW CREATE ...`` text without its definer: the first clause is in the header.
 
@@ -114,37 +123,63 @@ class MysqlConnector(Connector):
     dump_tool = "mysqldump"
     restore_tool = "mysql"
 
-    def _args(self) -> list[str]:
+    # Flags a tool of the other flavour needs (set by prepare_tools).
+    flavour_args: tuple[str, ...] = ()
+
+    def _args(self, *, dump: bool = False) -> list[str]:
+        conn = self.dump_settings if dump else self.settings_dict
+        host, port, user = (str(conn.get(key) or "") for key in ("HOST", "PORT", "USER"))
         # The password lives in a 0600 option file; it must be the first option.
         args = [f"--defaults-extra-file={_SECRET_TOKEN}"]
-        if self.host:
-            if self.host.startswith("/"):
-                args.append(f"--socket={self.host}")
+        if host:
+            if host.startswith("/"):
+                args.append(f"--socket={host}")
             else:
-                args.append(f"--host={self.host}")
-        if self.port:
-            args.append(f"--port={self.port}")
-        if self.user:
-            args.append(f"--user={self.user}")
+                args.append(f"--host={host}")
+        if port:
+            args.append(f"--port={port}")
+        if user:
+            args.append(f"--user={user}")
         charset = self.options.get("charset")
         args.append(f"--default-character-set={charset or 'utf8mb4'}")
         return args
 
-    def _command(self, argv: list[str]) -> Command:
+    def _command(self, argv: list[str], *, dump: bool = False) -> Command:
+        password = str((self.dump_settings if dump else self.settings_dict).get("PASSWORD") or "")
         content = "[client]\n"
-        if self.password:
-            content += f"password={_option_value(self.password)}\n"
+        if password:
+            content += f"password={_option_value(password)}\n"
         return Command(
             argv=tuple(argv),
+            env=dict(self.db_options.env),
             secret_files={_SECRET_TOKEN: content},
-            redact=(self.password,) if self.password else (),
+            redact=(password,) if password else (),
         )
+
+    def prepare_tools(self, *, restore: bool = False) -> None:
+        """Say when tool and server are of different flavours (see tools.py); a MySQL
+        8 mysqldump reads column statistics MariaDB does not have: turn that off."""
+        super().prepare_tools(restore=restore)
+        tool = self.restore_tool if restore else self.dump_tool
+        try:
+            with self.cursor(dump=not restore) as cursor:
+                cursor.execute("SELECT VERSION()")
+                server = str(cursor.fetchone()[0])
+        except DatabaseError:
+            return  # unreachable: the tool says so, in its own words
+        line = tools.version_line(process.find_program(self.program(tool)) or tool)
+        problem = tools.mysql_mismatch(self.alias, tool, line, server)
+        if problem:
+            logger.warning("%s", problem)
+        if not restore and tools.mysql_flavour(server) == "MariaDB" and _mysql8(line):
+            self.flavour_args = ("--column-statistics=0",)
 
     def dump_command(self, *, compress: bool) -> Command:
         return self._command(
             [
-                self.dump_tool,
-                *self._args(),
+                self.program(self.dump_tool),
+                *self._args(dump=True),
+                *self.flavour_args,
                 "--single-transaction",
                 "--quick",
                 "--skip-lock-tables",
@@ -153,12 +188,21 @@ class MysqlConnector(Connector):
                 "--routines",
                 "--events",
                 "--triggers",
+                *self.db_options.dump_args,
                 self.name,
-            ]
+            ],
+            dump=True,
         )
 
     def restore_command(self, target: str) -> Command:
-        return self._command([self.restore_tool, *self._args(), f"--database={target}"])
+        return self._command(
+            [
+                self.program(self.restore_tool),
+                *self._args(),
+                *self.db_options.restore_args,
+                f"--database={target}",
+            ]
+        )
 
     def row_counts(self) -> dict[str, int]:
         with self.cursor() as cursor:

@@ -7,12 +7,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
+from django.db import DatabaseError
 from django.db.backends.utils import CursorWrapper
 
+from .. import tools
 from ..exceptions import ConfigurationError, RestoreError
 from ..process import Command
 from .base import Connector, Inventory, Staging
@@ -86,33 +89,76 @@ class PostgresConnector(Connector):
     # Set while counted_snapshot() holds an exported snapshot open for pg_dump.
     snapshot: str | None = None
 
-    def _conn_args(self) -> list[str]:
+    def _conn_args(self, *, dump: bool = False) -> list[str]:
+        conn = self.dump_settings if dump else self.settings_dict
         args = ["--no-password"]
-        if self.host:
-            args += ["--host", self.host]
-        if self.port:
-            args += ["--port", self.port]
-        if self.user:
-            args += ["--username", self.user]
+        for flag, key in (("--host", "HOST"), ("--port", "PORT"), ("--username", "USER")):
+            if conn.get(key):
+                args += [flag, str(conn[key])]
         return args
 
     def _env(self) -> dict[str, str]:
-        return {
+        found = {
             env: str(self.options[key]) for key, env in _OPTION_ENV.items() if self.options.get(key)
         }
+        return {**found, **self.db_options.env}
 
-    def _command(self, argv: list[str]) -> Command:
-        secret = {"PGPASSWORD": self.password} if self.password else {}
+    def _command(self, argv: list[str], *, dump: bool = False) -> Command:
+        password = str((self.dump_settings if dump else self.settings_dict).get("PASSWORD") or "")
+        secret = {"PGPASSWORD": password} if password else {}
         return Command(argv=tuple(argv), env=self._env(), secret_env=secret)
 
     def dump_command(self, *, compress: bool, extra: tuple[str, ...] = ()) -> Command:
-        argv = [self.dump_tool, "--format=custom", *self._conn_args()]
+        argv = [self.program(self.dump_tool), "--format=custom", *self._conn_args(dump=True)]
         if not compress:
             argv.append("--compress=0")
         if self.snapshot:
             argv.append(f"--snapshot={self.snapshot}")
-        argv += [*extra, f"--dbname={self.name}"]
-        return self._command(argv)
+        argv += [*self.db_options.dump_args, *extra, f"--dbname={self.name}"]
+        return self._command(argv, dump=True)
+
+    def server_version(self, *, dump: bool = False) -> tuple[int, ...]:
+        with self.cursor(self.maintenance_db() if not dump else None, dump=dump) as cursor:
+            cursor.execute("SELECT current_setting('server_version_num')::int")
+            version = tools.pg_server_version(int(cursor.fetchone()[0]))
+            if dump and self.db_options.user:
+                self._check_dump_role(cursor)
+        return version
+
+    def _check_dump_role(self, cursor: Any) -> None:
+        """A dump role that cannot read every table fails here, in one line, not
+        in pg_dump's several (it takes a lock on each table it dumps)."""
+        cursor.execute(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'S') "
+            "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
+            "AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1"
+        )
+        unreadable = [str(row[0]) for row in cursor.fetchall()]
+        if unreadable:
+            role = self.db_options.user
+            more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+            raise ConfigurationError(
+                f"database {self.alias!r}: the dump role {role!r} cannot read "
+                f"{', '.join(unreadable[:3])}{more}: GRANT pg_read_all_data TO {role}; "
+                "(PostgreSQL 14+) or GRANT SELECT on them"
+            )
+
+    def prepare_tools(self, *, restore: bool = False) -> None:
+        """Compare the server's major with the tool's; use or refuse (see tools.py)."""
+        tool = self.restore_tool if restore else self.dump_tool
+        # The tool's --version (a process start) runs beside the server query.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drc-tools") as pool:
+            pool.submit(tools.warm, tool, self.db_options.tool_dir)
+            try:
+                server = self.server_version(dump=not restore)
+            except DatabaseError:
+                # Unreachable, or no such database: the tool says so, in its own words.
+                logger.debug("no server version for %r", self.alias, exc_info=True)
+                return
+        choice = tools.choose_pg_tool(self.alias, tool, server, self.db_options.tool_dir)
+        if choice.path != tool:  # a plain name stays a plain name in argv
+            self.tool_paths[tool] = choice.path
 
     @contextmanager
     def counted_snapshot(self) -> Iterator[Callable[[], dict[str, int] | None]]:
@@ -138,11 +184,12 @@ class PostgresConnector(Connector):
         stop = ["--exit-on-error"] if exit_on_error else []
         return self._command(
             [
-                self.restore_tool,
+                self.program(self.restore_tool),
                 "--no-owner",
                 "--no-acl",
                 *stop,
                 *self._conn_args(),
+                *self.db_options.restore_args,
                 f"--dbname={target}",
             ]
         )
@@ -188,8 +235,8 @@ class PostgresConnector(Connector):
         return str(self.conn_db or self.settings_dict.get("PGCLONE_CONN_DB") or "postgres")
 
     @contextmanager
-    def cursor(self, dbname: str | None = None) -> Iterator[CursorWrapper]:
-        with super().cursor(dbname) as cursor:
+    def cursor(self, dbname: str | None = None, *, dump: bool = False) -> Iterator[CursorWrapper]:
+        with super().cursor(dbname, dump=dump) as cursor:
             for key, value in self.session_settings.items():
                 # set_config takes values as parameters: nothing is spliced into SQL.
                 cursor.execute("SELECT set_config(%s, %s, false)", [key, value])
@@ -291,14 +338,21 @@ class _SnapshotCounter:
     def _run(self) -> None:
         exported = False
         try:
-            with self.connector.cursor() as cursor:
+            # On the dump's own connection: pg_dump imports the snapshot there.
+            with self.connector.cursor(dump=True) as cursor:
                 cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 cursor.execute("SELECT pg_export_snapshot()")
                 self.exported.put(cursor.fetchone()[0])
                 exported = True
+                cursor.execute("SAVEPOINT drc_count")
                 try:
-                    self.counts = self._count(cursor)
+                    # Extra dump arguments may leave rows out: no counts rather than wrong ones.
+                    if not self.connector.db_options.dump_args:
+                        self.counts = self._count(cursor)
                 except Exception:
+                    # A failed count aborts the transaction, which would take the
+                    # snapshot pg_dump imports with it: roll back to before it.
+                    cursor.execute("ROLLBACK TO SAVEPOINT drc_count")
                     logger.debug("row counts in the dump's snapshot failed", exc_info=True)
                 finally:
                     self.counted.set()

@@ -115,6 +115,8 @@ def backup_database(
 
     signals.pre_db_backup.send(sender="db_backup", database=database, run_id=run.run_id)
     with run.stage("prepare"):
+        if format == "native":
+            connector.prepare_tools()  # pgtools (#19.2): refuse before anything runs
         base = portable_stream.EXTENSION if format == "portable" else connector.extension
         ext = base + suffix(kind)
         # Streamed under a provisional name; the final one is settled at publish.

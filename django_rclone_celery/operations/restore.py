@@ -247,6 +247,7 @@ def load_staged(
     bytes read. On any failure the staged copy is dropped and the error
     propagates as it was raised.
     """
+    connector.prepare_tools(restore=True)  # pgtools (#19.2): refuse before anything runs
     staging = connector.staging()
     prepared = False
     # The same completeness check as the backup's, on the decoded stream, with

@@ -49,5 +49,7 @@ DJANGO_RCLONE = {
     # this project's identity on a shared remote or Redis
     "NAMESPACE": None,
     "SQLITE_LOCK_TIMEOUT": 60,
+    # alias -> TOOL_DIR, DUMP_ARGS, RESTORE_ARGS, ENV, HOST, PORT, USER, PASSWORD
+    "DATABASE_OPTIONS": {},
 }
 # --8<-- [end:settings]
