@@ -1,4 +1,4 @@
-"""The public API: ``__all__``, ``__version__``, the drawn error tree and docs/reference.md agree."""
+"""The public API: ``__all__``, ``__version__``, the drawn error tree and the reference agree."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def _internal() -> set[tuple[str, str]]:
     found = set()
     for line in lines:
         m = TREE_LINE.match(line)
-        assert m and m.group("home"), line
+        assert m, line
+        assert m.group("home"), line
         found.add((m.group("home"), m.group("name")))
     return found
 
@@ -130,7 +131,8 @@ def test_each_drawn_class_sits_under_its_parent(name: str) -> None:
     cls = getattr(importlib.import_module(f"{PACKAGE}.{home}"), name)
     own_bases = [base.__name__ for base in cls.__bases__ if base.__module__.startswith(PACKAGE)]
     if parent is None:
-        assert own_bases == [] and cls.__bases__ == (Exception,)
+        assert own_bases == []
+        assert cls.__bases__ == (Exception,)
     else:
         assert own_bases == [parent]
 
@@ -171,7 +173,7 @@ def test_each_public_name_resolves_to_its_home(name: str) -> None:
 
 def test_star_import_gives_every_public_name() -> None:
     namespace: dict[str, Any] = {}
-    exec(f"from {PACKAGE} import *", namespace)  # noqa: S102 - the import statement users write
+    exec(f"from {PACKAGE} import *", namespace)  # the statement users write
     assert set(django_rclone_celery.__all__) <= set(namespace)
 
 
@@ -187,7 +189,7 @@ def test_every_drawn_error_is_public() -> None:
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
-        django_rclone_celery.no_such_name  # noqa: B018
+        django_rclone_celery.no_such_name
 
 
 def test_importing_the_package_needs_no_settings() -> None:
@@ -226,4 +228,41 @@ def test_a_direct_call_runs_the_operation_alone_and_a_command_is_guarded(remote_
     assert not BackupRun.objects.exists()
     call_command("dbbackup", "--database", "default", verbosity=0)
     row = BackupRun.objects.get()
-    assert row.operation == "db_backup" and row.slot.startswith("manual:")
+    assert row.operation == "db_backup"
+    assert row.slot.startswith("manual:")
+
+
+# --- docs/architecture.md --------------------------------------------------------------
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+PACKAGE_DIR = ROOT / PACKAGE
+
+
+def _named_paths() -> set[str]:
+    """Every `x.py`, `x/` or `x/y.py` the page names in backticks."""
+    return set(re.findall(r"`([\w/]+(?:\.py|/))`", ARCHITECTURE.read_text()))
+
+
+def test_architecture_names_every_module() -> None:
+    expected = {
+        p.name if p.is_file() else f"{p.name}/"
+        for p in PACKAGE_DIR.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py")
+        or (p.is_dir() and (p / "__init__.py").is_file() and p.name != "migrations")
+    }
+    assert expected - _named_paths() == set()
+
+
+def test_architecture_names_only_existing_paths() -> None:
+    named = _named_paths()
+    assert named
+    missing = [
+        path
+        for path in named
+        if not (
+            ROOT / path
+            if path.startswith(("tests/", "docs/", f"{PACKAGE}/"))
+            else PACKAGE_DIR / path
+        ).exists()
+    ]
+    assert missing == []
