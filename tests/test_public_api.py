@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import os
@@ -266,3 +267,71 @@ def test_architecture_names_only_existing_paths() -> None:
         ).exists()
     ]
     assert missing == []
+
+
+# Upward imports the page names as known exceptions: (importer, imported).
+UPWARD_IMPORTS = {("conf.py", "schedules.py"), ("enqueue.py", "tasks.py")}
+
+
+def _floors() -> dict[str, int]:
+    """Each module or package the page's tables name, and its floor (0 is the top)."""
+    floors: dict[str, int] = {}
+    floor = -1
+    heading = ""
+    for line in ARCHITECTURE.read_text().split("## The run protocol")[0].splitlines():
+        if line.startswith("**"):
+            heading = line
+        elif line.startswith("| `"):
+            if heading:
+                floor, heading = floor + 1, ""
+            first_cell = line.split("|")[1]
+            for name in re.findall(r"`([\w]+(?:\.py|/))`", first_cell):
+                floors[name] = floor
+    return floors
+
+
+def _top(parts: list[str]) -> str:
+    """``["operations", "backup"]`` -> ``operations/``; ``["conf"]`` -> ``conf.py``."""
+    return f"{parts[0]}/" if (PACKAGE_DIR / parts[0]).is_dir() else f"{parts[0]}.py"
+
+
+def _imported_tops(path: Path) -> set[str]:
+    rel = path.relative_to(PACKAGE_DIR)
+    package = list(rel.parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name.split(".")[1:] for a in node.names if a.name.startswith(PACKAGE)]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                if not (node.module or "").startswith(PACKAGE):
+                    continue
+                base = (node.module or "").split(".")[1:]
+            else:
+                base = package[: len(package) - (node.level - 1)] + (
+                    node.module.split(".") if node.module else []
+                )
+            targets = [base] if base else [[a.name] for a in node.names]
+        else:
+            continue
+        found.update(_top(t) for t in targets if t)
+    return found
+
+
+def test_imports_go_down_the_floors() -> None:
+    floors = _floors()
+    assert len(set(floors.values())) == 5
+    upward = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(PACKAGE_DIR)
+        if "migrations" in rel.parts or rel.as_posix() == "__init__.py":
+            continue
+        importer = _top([rel.parts[0].removesuffix(".py")])
+        for imported in _imported_tops(path):
+            if (
+                imported in floors
+                and floors[imported] < floors[importer]
+                and (importer, imported) not in UPWARD_IMPORTS
+            ):
+                upward.append(f"{rel} imports {imported}")
+    assert upward == []
