@@ -126,6 +126,17 @@ def test_the_drawn_tree_is_every_exception_class() -> None:
     assert defined - public == _internal()
 
 
+@pytest.mark.parametrize(("home", "name"), sorted(_internal()))
+def test_internal_exceptions_are_caught_where_they_are_raised(home: str, name: str) -> None:
+    tree = ast.parse((PACKAGE_DIR / (home.replace(".", "/") + ".py")).read_text())
+    caught = {
+        ast.unparse(handler.type)
+        for handler in ast.walk(tree)
+        if isinstance(handler, ast.ExceptHandler) and handler.type is not None
+    }
+    assert name in caught
+
+
 @pytest.mark.parametrize("name", list(_tree()))
 def test_each_drawn_class_sits_under_its_parent(name: str) -> None:
     parent, home = _tree()[name]
