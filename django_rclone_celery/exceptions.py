@@ -1,21 +1,40 @@
 """The error tree. Everything the package raises on purpose derives from one root.
 
+Each class is drawn once, under its parent; ``[module]`` names its home when
+that is not this module. tests/test_public_api.py checks the drawing against
+the classes the package defines, and docs/reference.md against this drawing.
+
     DjangoRcloneCeleryError
-    ├── ConfigurationError        (also django's ImproperlyConfigured)
+    ├── ConfigurationError        also django's ImproperlyConfigured
+    │   └── CeleryNotConfigured   [enqueue] no Celery app, broker or result backend
     ├── BackupNotFound            no backup matches the request
     ├── InvalidBackup             path escapes its directory, wrong engine, corrupt data
-    │   └── IncompleteBackup      a dump that did not end (cut short, tool error, lock)
+    │   ├── IncompleteBackup      a dump that did not end (cut short, tool error, lock)
+    │   └── PortableFormatError   [portable.errors] a malformed or cut-short portable file
+    │       └── UnknownApp        [portable.selection] an app label that is not installed
     ├── OperationDisabled         a kill switch (e.g. PGCLONE_ALLOW_RESTORE) refuses
     ├── InvalidArguments          a task's (or schedule's) arguments break the command line's rules
     ├── OperationBusy             another operation holds the database's lock
     │   └── LeaseLost             ... took it while this run worked: this run stopped
+    ├── BrokerUnavailable         the broker or result backend did not answer; nothing queued
+    ├── TooManyAttempts           [ledger] a run started more often than TASK_MAX_RETRIES allows
+    ├── TaskFailed                [enqueue] a queued run ended in failure
+    ├── WaitTimedOut              [enqueue] --wait --timeout ran out; the run goes on
     ├── RestoreError              a restore failed; the live database was left as it was
+    │   └── PortableLoadError     [portable.errors] a portable load failed and was rolled back
     ├── HookFailed                a pgclone pre-dump or pre-swap hook command raised
     ├── CopyError                 a pgclone copy was refused or failed
     ├── DatabaseUnavailable       the database refused the login or cannot be reached
     ├── SyncRefused               a media guard refused a sync before anything changed
     └── ProcessError              an external program failed (argv, returncode, stderr)
-        └── RcloneError           ... and that program was rclone (knows if transient)
+        ├── RcloneError           ... and that program was rclone (knows if transient)
+        └── PgRestoreFailed       [pgclone.restore] pg_restore failed; check_errors decides
+
+Internal signals, caught in the module that raises them, never reach a caller:
+
+    _Stop                         [operations.verify] the stream cannot be decoded further
+    _Stop                         [portable.load] errorquit: leave at the first error
+    _Need                         [completeness] more bytes are needed
 
 Messages never contain secrets: the gateway scrubs them from stderr before
 an exception is built.

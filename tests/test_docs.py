@@ -266,7 +266,10 @@ def _manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 def _check_pip_install(requirements: list[str]) -> None:
     """Nothing is downloaded in tests: check the name and extras against pyproject.toml."""
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in requirements:

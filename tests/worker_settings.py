@@ -10,14 +10,16 @@ on top of ``tests.settings``.
 
 The ledger stays on the ``default`` alias (a SQLite file shared with the
 pytest process). Several processes write to it, so the worker opens it with a
-long busy timeout and ``BEGIN IMMEDIATE`` transactions, which makes writers
-queue instead of failing with "database is locked".
+long busy timeout and (Django 5.1+) ``BEGIN IMMEDIATE`` transactions, which
+makes writers queue instead of failing with "database is locked".
 """
 
 from __future__ import annotations
 
 import json
 import os
+
+import django
 
 from tests.settings import *  # noqa: F403
 from tests.settings import DATABASES
@@ -30,7 +32,9 @@ for _alias, _account in _config.get("accounts", {}).items():
     DATABASES[_alias].update({k: v for k, v in _account.items() if v is not None})
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"]["OPTIONS"] = {"timeout": 60, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 60}
+    if django.VERSION >= (5, 1):  # the option is new in 5.1; before it, the timeout alone
+        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 
 if "django_rclone" in _config:
     DJANGO_RCLONE = _config["django_rclone"]
