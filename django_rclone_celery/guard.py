@@ -133,6 +133,7 @@ class _Recorder:
         self.snapshot: ledger.Snapshot | None = None
         self._stage = ""
         self._last_write = 0.0
+        self.stages_only = False
 
     def __call__(self, p: Progress) -> None:
         if self.cancel.cancelled or (p.stage != self._stage and not self.beat.confirm()):
@@ -154,7 +155,8 @@ class _Recorder:
             )
         now = time.monotonic()
         if self.snapshot is None and (
-            p.stage != self._stage or now - self._last_write >= LEDGER_PROGRESS_INTERVAL
+            p.stage != self._stage
+            or (not self.stages_only and now - self._last_write >= LEDGER_PROGRESS_INTERVAL)
         ):
             self._stage, self._last_write = p.stage, now
             ledger.progress(self.row, p.stage, p.bytes_done, p.bytes_total)
@@ -269,8 +271,11 @@ def _guarded(
             raise exc
         _started(plan, started)
         notify.runs_abandoned(dead)  # they failed silently: say it once
-        protect = plan.at_most_once and _same_database(plan.database, ledger.ledger_alias())
-        recorder = _Recorder(started, protect, beat, cancel, report)
+        same = _same_database(plan.database, ledger.ledger_alias())
+        recorder = _Recorder(started, plan.at_most_once and same, beat, cancel, report)
+        # A SQLite ledger inside the file being read: a write mid-stream would wait on the
+        # dump's read lock and, meanwhile, hold off the application's readers.
+        recorder.stages_only = same and connections[ledger.ledger_alias()].vendor == "sqlite"
         return _execute(plan, started, recorder, cancel, retry)
 
 

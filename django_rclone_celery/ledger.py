@@ -32,7 +32,7 @@ from datetime import timezone as dt_timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import DatabaseError, IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -359,9 +359,14 @@ def mark_queued(row: BackupRun) -> None:
 
 
 def progress(row: BackupRun, stage: str, bytes_done: int, bytes_total: int | None) -> None:
-    BackupRun.objects.filter(pk=row.pk, status=Status.RUNNING, lock_token=row.lock_token).update(
-        stage=stage[:32], bytes_done=bytes_done, bytes_total=bytes_total
-    )
+    """Best effort: progress is for people watching, and a SQLite ledger in the file
+    being dumped stays locked by the dump's reader until the stream ends."""
+    try:
+        BackupRun.objects.filter(
+            pk=row.pk, status=Status.RUNNING, lock_token=row.lock_token
+        ).update(stage=stage[:32], bytes_done=bytes_done, bytes_total=bytes_total)
+    except OperationalError as exc:
+        logger.info("progress of run %s not recorded: %s", row.pk, exc)
 
 
 def succeed(row: BackupRun, result: dict[str, Any]) -> None:
