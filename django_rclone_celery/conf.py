@@ -77,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     "WATCHDOG_INTERVAL": 300,
     "NAMESPACE": None,
     "SQLITE_LOCK_TIMEOUT": 60,
+    # -- multidb (#19.1) --
+    "BACKUP_DATABASES": None,  # the aliases of --all; None: every alias in DATABASES
+    # -- end multidb --
 }
 
 # key -> (accepted types, human description)
@@ -119,6 +122,9 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "WATCHDOG_INTERVAL": ((int,), "an integer number of seconds"),
     "NAMESPACE": ((str, type(None)), "a string or None"),
     "SQLITE_LOCK_TIMEOUT": ((int,), "an integer number of seconds"),
+    # -- multidb (#19.1) --
+    "BACKUP_DATABASES": ((list, tuple, type(None)), "a list of database aliases or None"),
+    # -- end multidb --
 }
 
 
@@ -176,6 +182,9 @@ class Settings:
     # (the lock keys). None: names stay django-rclone's; locks use the project.
     namespace: str | None = None
     sqlite_lock_timeout: int = 60
+    # -- multidb (#19.1) --
+    backup_databases: tuple[str, ...] | None = None
+    # -- end multidb --
 
 
 def raw_settings() -> dict[str, Any]:
@@ -337,6 +346,7 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
         )
     problems.extend(_lock_problems(value, ok))
     problems.extend(_monitoring_problems(value, ok))
+    problems.extend(_backup_databases_problems(value, ok))  # multidb (#19.1)
     if ok("NAMESPACE") and value["NAMESPACE"] and not NAMESPACE_RE.fullmatch(value["NAMESPACE"]):
         problems.append(
             Problem(
@@ -474,6 +484,49 @@ def _monitoring_problems(value: Mapping[str, Any], ok: Any) -> list[Problem]:
     return problems
 
 
+# -- multidb (#19.1) -----------------------------------------------------------
+
+
+def _backup_databases_problems(value: Mapping[str, Any], ok: Any) -> list[Problem]:
+    """``BACKUP_DATABASES``: aliases of ``DATABASES``, each once, at least one (E080-E082)."""
+    if not ok("BACKUP_DATABASES") or value["BACKUP_DATABASES"] is None:
+        return []
+    aliases = list(value["BACKUP_DATABASES"])
+    hint = "None backs up every alias in DATABASES."
+    if not aliases or not all(isinstance(a, str) and a for a in aliases):
+        return [
+            Problem(
+                "django_rclone_celery.E080",
+                "BACKUP_DATABASES must be a non-empty list of database aliases.",
+                hint,
+            )
+        ]
+    problems = []
+    unknown = [a for a in aliases if a not in django_settings.DATABASES]
+    if unknown:
+        known = ", ".join(sorted(django_settings.DATABASES))
+        problems.append(
+            Problem(
+                "django_rclone_celery.E081",
+                f"BACKUP_DATABASES names unknown database aliases {unknown} (configured: {known}).",
+                hint,
+            )
+        )
+    twice = sorted({a for a in aliases if aliases.count(a) > 1})
+    if twice:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E082",
+                f"BACKUP_DATABASES names {twice} more than once.",
+                "Each alias is backed up once per run.",
+            )
+        )
+    return problems
+
+
+# -- end multidb -------------------------------------------------------------------
+
+
 def _positive_seconds(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -543,6 +596,9 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         watchdog_interval=merged["WATCHDOG_INTERVAL"],
         namespace=merged["NAMESPACE"] or None,
         sqlite_lock_timeout=merged["SQLITE_LOCK_TIMEOUT"],
+        backup_databases=(  # multidb (#19.1)
+            None if merged["BACKUP_DATABASES"] is None else tuple(merged["BACKUP_DATABASES"])
+        ),
     )
 
 
