@@ -49,5 +49,7 @@ DJANGO_RCLONE = {
     # this project's identity on a shared remote or Redis
     "NAMESPACE": None,
     "SQLITE_LOCK_TIMEOUT": 60,
+    # several databases in one run
+    "BACKUP_DATABASES": None,  # None: every alias in DATABASES
 }
 # --8<-- [end:settings]
