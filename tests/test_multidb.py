@@ -117,7 +117,8 @@ def test_backup_databases_is_what_all_means(remote_dir: Path, drc_config: Any) -
     populate("pg")
     populate("maria")
     out, _ = call("dbbackup", "--all")
-    assert "Backed up pg" in out and "Backed up maria" in out
+    assert "Backed up pg" in out
+    assert "Backed up maria" in out
     assert {b.database for b in list_backups()} == {"pg", "maria"}
     # verifybackup and cleanupbackups take the same options.
     out, _ = call("verifybackup", "--all", "--json")
@@ -127,7 +128,8 @@ def test_backup_databases_is_what_all_means(remote_dir: Path, drc_config: Any) -
     call("dbbackup", "-d", "pg", "-d", "maria")
     drc_config(BACKUP_DATABASES=["pg", "maria"], DB_CLEANUP_KEEP=1)
     out, _ = call("cleanupbackups", "--all", "--dry-run")
-    assert "Would delete 1 backups of pg" in out and "Would delete 1 backups of maria" in out
+    assert "Would delete 1 backups of pg" in out
+    assert "Would delete 1 backups of maria" in out
     assert len(list_backups()) == 4
     out, _ = call("cleanupbackups", "-d", "pg", "-d", "maria")
     assert "Cleaned up the backups of pg: kept 1, deleted 1" in out
@@ -159,9 +161,10 @@ def test_verifybackup_all_fails_for_an_alias_without_a_backup(remote_dir: Path) 
 def test_bad_input_is_one_line_and_writes_nothing(
     remote_dir: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = exit_status(argv, capsys)
+    code, _out, err = exit_status(argv, capsys)
     assert code == 1
-    assert err.count("\n") == 1 and message in err, err
+    assert err.count("\n") == 1, err
+    assert message in err
     assert remote_files(remote_dir) == []
     assert not BackupRun.objects.exists()
 
@@ -176,9 +179,11 @@ def test_backup_databases_is_checked(settings: Any) -> None:
     assert ids([])[0][0] == "E080"
     assert ids(["pg", ""])[0][0] == "E080"
     [(check, msg)] = ids(["pg", "nope"])
-    assert check == "E081" and "'nope'" in msg
+    assert check == "E081"
+    assert "'nope'" in msg
     [(check, msg)] = ids(["pg", "gis", "pg"])
-    assert check == "E082" and "['pg']" in msg
+    assert check == "E082"
+    assert "['pg']" in msg
     # The settings refuse every command, before any work.
     settings.DJANGO_RCLONE = {**settings.DJANGO_RCLONE, "BACKUP_DATABASES": ["nope"]}
     with pytest.raises(CommandError, match="E081"):
@@ -202,4 +207,5 @@ def test_the_task_and_schedules_accept_databases() -> None:
     bad = {"all": {**spec, "kwargs": {"databases": ["default", "nope"]}}}
     assert schedule_problems(good) == []
     [problem] = schedule_problems(bad)
-    assert problem.id.endswith("E026") and "'nope'" in problem.msg
+    assert problem.id.endswith("E026")
+    assert "'nope'" in problem.msg

@@ -17,6 +17,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from django_rclone_celery.enqueue import enqueue, follow
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import list_backups
 from django_rclone_celery.schedules import load_specs
@@ -78,6 +79,16 @@ def test_a_schedule_with_databases_backs_up_each_alias_on_a_worker(
     assert again["tasks"] == {"default": None, "pg": None}
     assert BackupRun.objects.count() == 2
     assert len(list_backups()) == 2
+    # Queued from code (enqueue, as the commands and the admin do): no row of its
+    # own, only its alias's run.
+    task_id = enqueue("db_backup", databases=["pg"], idempotency_key="before-deploy")
+    dispatched = follow(task_id, lambda update: None)
+    assert dispatched["slot"] == "key:before-deploy"
+    child = task_app.AsyncResult(dispatched["tasks"]["pg"]).get(timeout=180)
+    assert child["status"] == "succeeded"
+    assert not BackupRun.objects.filter(task_id=task_id).exists()
+    assert BackupRun.objects.get(slot="key:before-deploy").database == "pg"
+    assert len(list_backups("pg")) == 2
 
 
 def test_all_enqueue_wait_runs_on_two_workers_and_fails_if_one_fails(
