@@ -134,13 +134,17 @@ def run_each(
             return AliasOutcome(alias, run_here(name, on_wait=on_wait, database=alias, **kwargs))
         except DjangoRcloneCeleryError as exc:
             return AliasOutcome(alias, error=str(exc))
+
+    def in_thread(alias: str) -> AliasOutcome:
+        try:
+            return one(alias)
         finally:
             connections.close_all()  # this thread's connections only
 
     if len(aliases) == 1:
         return ManyResult([one(aliases[0])])
     with ThreadPoolExecutor(min(MAX_AT_ONCE, len(aliases)), thread_name_prefix="drc-many") as pool:
-        return ManyResult(list(pool.map(one, aliases)))
+        return ManyResult(list(pool.map(in_thread, aliases)))
 
 
 # -- on workers: one task per alias, as a Celery group ------------------------------

@@ -35,7 +35,6 @@ class Command(SeveralDatabasesCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         queued = options["enqueue"] or options["wait"]
-        several = bool(options["all_databases"]) or len(options["database"] or []) > 1
         if options["media"]:
             if options["database"] or options["all_databases"]:
                 raise CommandError("--media cleans media points: leave out -d/--all")
@@ -47,7 +46,7 @@ class Command(SeveralDatabasesCommand):
         aliases = self.aliases(options)
         if options["dry_run"] and queued:
             raise CommandError("--dry-run runs here only: leave out --enqueue/--wait")
-        if several:
+        if len(aliases) > 1 or options["all_databases"]:
             self._several(options, aliases)
             return
         alias = aliases[0]
