@@ -11,6 +11,8 @@ command; nothing here is used by the test suite.
 * ``DRC_BENCH_LEVEL``: ``COMPRESSION_LEVEL`` (unset: the product's default).
 * ``DRC_BENCH_THREADS``: ``COMPRESSION_THREADS`` (unset: the product's default).
 * ``DRC_BENCH_MEDIA``: ``MEDIA_ROOT`` (``bench/media.py``).
+* ``DRC_BENCH_MULTI``: comma-separated PostgreSQL databases, each an alias
+  ``m1``, ``m2``... and together ``BACKUP_DATABASES`` (``bench/multidb.py``).
 """
 
 from __future__ import annotations
@@ -58,3 +60,10 @@ if "DRC_BENCH_LEVEL" in os.environ:
     DJANGO_RCLONE["COMPRESSION_LEVEL"] = int(os.environ["DRC_BENCH_LEVEL"])
 if "DRC_BENCH_THREADS" in os.environ:
     DJANGO_RCLONE["COMPRESSION_THREADS"] = int(os.environ["DRC_BENCH_THREADS"])
+
+# bench/multidb.py: several small aliases, and what --all means.
+_multi = [n for n in os.environ.get("DRC_BENCH_MULTI", "").split(",") if n]
+for _i, _name in enumerate(_multi, 1):
+    DATABASES[f"m{_i}"] = {**DATABASES["bench"], "NAME": _name}
+if _multi:
+    DJANGO_RCLONE["BACKUP_DATABASES"] = [f"m{i}" for i in range(1, len(_multi) + 1)]

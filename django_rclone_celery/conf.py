@@ -148,6 +148,39 @@ def _or_none(value: Any) -> Any:
 # --- the keys --------------------------------------------------------------------------------
 
 
+def _backup_databases_problems(value: Any) -> list[Problem]:
+    """``BACKUP_DATABASES``: aliases of ``DATABASES``, each once, at least one (E080-E082)."""
+    if value is None:
+        return []
+    aliases = list(value)
+    hint = "None backs up every alias in DATABASES."
+    if not aliases or not all(isinstance(a, str) and a for a in aliases):
+        return [
+            problem("E080", "BACKUP_DATABASES must be a non-empty list of database aliases.", hint)
+        ]
+    found = []
+    unknown = [a for a in aliases if a not in django_settings.DATABASES]
+    if unknown:
+        known = ", ".join(sorted(django_settings.DATABASES))
+        found.append(
+            problem(
+                "E081",
+                f"BACKUP_DATABASES names unknown database aliases {unknown} (configured: {known}).",
+                hint,
+            )
+        )
+    twice = sorted({a for a in aliases if aliases.count(a) > 1})
+    if twice:
+        found.append(
+            problem(
+                "E082",
+                f"BACKUP_DATABASES names {twice} more than once.",
+                "Each alias is backed up once per run.",
+            )
+        )
+    return found
+
+
 def _database_options_problems(value: Any) -> list[Problem]:
     return [problem(check_id, msg) for check_id, msg in database_options.problems(value)]
 
@@ -462,6 +495,14 @@ class Settings:
                 "A SQLite backup waits this long for a writer's lock, then fails.",
             )
         ],
+    )
+    # the aliases of --all; None: every alias in DATABASES
+    backup_databases: tuple[str, ...] | None = setting(
+        None,
+        (list, tuple, None),
+        "a list of database aliases or None",
+        rules=[Rule("E080", _backup_databases_problems)],
+        convert=lambda v: None if v is None else tuple(v),
     )
     # alias -> its DATABASE_OPTIONS (database_options.py checks and parses them)
     database_options: Mapping[str, DatabaseOptions] = setting(

@@ -167,13 +167,17 @@ def enqueue(operation: str, /, **kwargs: Any) -> str:
     check_reachable(app)
     task = _task(app, TASKS[operation])
     task_id = uuid.uuid4().hex
-    row = record_queued(operation, kwargs, task_id)
+    # multidb (#19.1): a message naming several databases only queues one run per
+    # alias on the worker, and each of those writes its own row.
+    several = kwargs.get("databases") is not None
+    row = None if several else record_queued(operation, kwargs, task_id)
     try:
         _send(task, kwargs, task_id)
     except Exception as exc:
         from . import ledger
 
-        ledger.fail(row, exc)  # never a queued row without a message
+        if row is not None:
+            ledger.fail(row, exc)  # never a queued row without a message
         raise
     return task_id
 

@@ -86,7 +86,13 @@ def plan(name: str, kwargs: dict[str, Any]) -> Plan:
     unknown pgclone config) before anything happens.
     """
     spec = registry.TASKS[name]
-    given = {k: v for k, v in kwargs.items() if not (k in spec.fixed and v is None)}
+    # multidb (#19.1): a task that takes ``databases`` has no default alias of its own.
+    several = "databases" in spec.params
+    given = {
+        k: v
+        for k, v in kwargs.items()
+        if not (v is None and (k in spec.fixed or (several and k in ("database", "databases"))))
+    }
     registry.check_kwargs(name, given)
     if given.get("input_path"):
         naming.check_relative(given["input_path"])  # path tricks: refused before any work
@@ -101,6 +107,8 @@ def plan(name: str, kwargs: dict[str, Any]) -> Plan:
 
         database = resolve(config=args.get("config"), database=args.get("database")).database
         args["database"] = database
+    elif "databases" in args:  # multidb (#19.1): dispatched, one run per alias
+        database = None
     else:
         database = args.setdefault("database", "default")
     return Plan(spec, database, args, slot, key)
@@ -447,6 +455,10 @@ def run_task(task: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     except (InvalidArguments, ConfigurationError) as exc:
         _refuse(name, kwargs, task_id, getattr(request, "periodic_task_name", None), exc)
         raise
+    if "databases" in the_plan.kwargs:  # multidb (#19.1): one task per alias
+        from .many import dispatch
+
+        return dispatch(task, the_plan, getattr(request, "periodic_task_name", None))
     the_slot = ledger.resolve_slot(
         task_id=task_id,
         slot=the_plan.slot,

@@ -82,6 +82,22 @@ def _texts(value: Any) -> str | None:
     return None
 
 
+def _aliases(value: Any) -> str | None:
+    """Several aliases (multidb, #19.1): a non-empty list, each configured, each once."""
+    if not isinstance(value, list | tuple) or not value:
+        return f"{value!r} is not a non-empty list of database aliases"
+    for alias in value:
+        problem = _alias(alias)
+        if problem:
+            return problem
+    twice = sorted({a for a in value if list(value).count(a) > 1})
+    return f"names {twice} more than once" if twice else None
+
+
+# Arguments that exclude each other: (first, second).
+EXCLUSIVE = (("database", "databases"),)
+
+
 IDENTITY: dict[str, Check] = {
     "slot": _optional(_text),
     "idempotency_key": _optional(_text),
@@ -141,6 +157,7 @@ OPERATIONS: tuple[OperationSpec, ...] = (
         "django_rclone_celery.operations.backup:backup_database",
         {
             **_DB,
+            "databases": _optional(_aliases),  # several at once: one run per alias
             "clean": _flag,
             "format": _choice("native", "portable"),
             "compression": _optional(_choice("zstd", "native", "none")),
@@ -249,12 +266,16 @@ def problems(name: str, kwargs: Mapping[str, Any]) -> list[str]:
     found = []
     for key in sorted(set(kwargs) - set(allowed)):
         found.append(f"unknown argument {key!r} (allowed: {', '.join(sorted(allowed))})")
+    for first, second in EXCLUSIVE:
+        both = kwargs.get(first) is not None and kwargs.get(second) is not None
+        if first in allowed and second in allowed and both:
+            found.append(f"give {first!r} or {second!r}, not both")
     for key in sorted(REQUIRED.get(name, frozenset()) - set(kwargs)):
         found.append(f"missing argument {key!r}")
     for key, value in kwargs.items():
         check = allowed.get(key)
         problem = check(value) if check else None
-        if isinstance(problem, Unconfigured) and key == "database":
+        if isinstance(problem, Unconfigured) and key in ("database", "databases"):
             found.append(problem)
         elif problem:
             found.append(type(problem)(f"{key}: {problem}"))

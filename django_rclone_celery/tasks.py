@@ -86,15 +86,18 @@ def _args(scope: dict[str, Any]) -> dict[str, Any]:
 def db_backup(
     self: Task,  # type: ignore[type-arg]
     *,
-    database: str = "default",
+    database: str | None = None,
+    databases: list[str] | None = None,
     clean: bool = False,
     format: str = "native",
     compression: str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Back up ``database``; with ``clean``, apply retention afterwards.
+    """Back up ``database`` (default ``"default"``); with ``clean``, apply retention afterwards.
 
+    ``databases`` (a list of aliases, instead of ``database``) queues one
+    ``db_backup`` per alias, each its own run, sharing this message's slot.
     ``format="portable"`` stores dumpdb's JSON lines (restorable into another
     engine); ``compression`` overrides ``COMPRESSION`` for this run.
     """
@@ -105,7 +108,8 @@ def db_backup(
 def portable_backup(
     self: Task,  # type: ignore[type-arg]
     *,
-    database: str = "default",
+    database: str | None = None,
+    databases: list[str] | None = None,
     clean: bool = False,
     compression: str | None = None,
     slot: str | None = None,

@@ -51,5 +51,7 @@ DJANGO_RCLONE = {
     "SQLITE_LOCK_TIMEOUT": 60,
     # alias -> TOOL_DIR, DUMP_ARGS, RESTORE_ARGS, ENV, HOST, PORT, USER, PASSWORD
     "DATABASE_OPTIONS": {},
+    # several databases in one run
+    "BACKUP_DATABASES": None,  # None: every alias in DATABASES
 }
 # --8<-- [end:settings]

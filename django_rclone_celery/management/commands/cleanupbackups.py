@@ -4,12 +4,15 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from ... import many
 from ...operations import cleanup_backups, cleanup_media
-from ..base import QueueableCommand, human_size
+from ..base import human_size
+from ..several import SeveralDatabasesCommand, add_database_arguments
 
 
-class Command(QueueableCommand):
+class Command(SeveralDatabasesCommand):
     operation = "db_cleanup"
+    what = "cleanup"
     help = (
         "Delete the database backups that no retention rule keeps "
         "(DB_CLEANUP_KEEP and DB_CLEANUP_KEEP_*); manifests go with their backups. "
@@ -18,7 +21,7 @@ class Command(QueueableCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("-d", "--database", default="default", help="Database alias.")
+        add_database_arguments(parser, "clean up the backups of")
         parser.add_argument(
             "--dry-run",
             action="store_true",
@@ -33,14 +36,20 @@ class Command(QueueableCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         queued = options["enqueue"] or options["wait"]
         if options["media"]:
+            if options["database"] or options["all_databases"]:
+                raise CommandError("--media cleans media points: leave out -d/--all")
             if queued:
                 # No task cleans media alone: media_backup(clean=True) does it on schedule.
                 raise CommandError("--media runs here only: leave out --enqueue/--wait")
             self._media(options)
             return
-        alias = options["database"]
+        aliases = self.aliases(options)
         if options["dry_run"] and queued:
             raise CommandError("--dry-run runs here only: leave out --enqueue/--wait")
+        if len(aliases) > 1 or options["all_databases"]:
+            self._several(options, aliases)
+            return
+        alias = aliases[0]
         if self.hand_off(options, database=alias):
             return
         if options["dry_run"]:  # reads only: no lease, no ledger row
@@ -53,6 +62,23 @@ class Command(QueueableCommand):
         if options["verbosity"] < 1:
             return
         self._report(result, f"backups of {alias}", f"backups of {alias}")
+
+    def _several(self, options: dict[str, Any], aliases: list[str]) -> None:
+        if not options["dry_run"]:
+            self.several(options, aliases, _describe)
+            return
+        # Reads only: no lease, no ledger row, one alias after the other.
+        results = [
+            self.run_operation(cleanup_backups, database=alias, dry_run=True) for alias in aliases
+        ]
+        if options["json"]:
+            outcomes = [many.AliasOutcome(a, r) for a, r in zip(aliases, results, strict=True)]
+            self.emit(many.ManyResult(outcomes), "", options)
+            return
+        if options["verbosity"] < 1:
+            return
+        for alias, result in zip(aliases, results, strict=True):
+            self._report(result, f"backups of {alias}", f"backups of {alias}")
 
     def _media(self, options: dict[str, Any]) -> None:
         result = self.run_operation(cleanup_media, dry_run=options["dry_run"])
@@ -78,3 +104,10 @@ class Command(QueueableCommand):
             self.stdout.write(f"  {name}")
         if result.dry_run:
             self.stdout.write(self.style.WARNING("Dry run: nothing was deleted."))
+
+
+def _describe(result: Any) -> str:
+    return (
+        f"Cleaned up the backups of {result.database}: kept {len(result.kept)}, "
+        f"deleted {len(result.deleted)}"
+    )

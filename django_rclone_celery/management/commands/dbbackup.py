@@ -4,16 +4,18 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ..base import QueueableCommand, human_size
+from ..base import human_size
+from ..several import SeveralDatabasesCommand, add_database_arguments
 
 
-class Command(QueueableCommand):
+class Command(SeveralDatabasesCommand):
     operation = "db_backup"
+    what = "backup"
     help = "Dump a database and stream it to the rclone remote."
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("-d", "--database", default="default", help="Database alias.")
+        add_database_arguments(parser, "back up")
         parser.add_argument(
             "--clean",
             action="store_true",
@@ -34,23 +36,23 @@ class Command(QueueableCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        handed_off = self.hand_off(
-            options,
-            database=options["database"],
-            clean=options["clean"],
-            format=options["format"],
-            compression=options["compression"],
-        )
-        if handed_off:
+        aliases = self.aliases(options)
+        kwargs = {
+            "clean": options["clean"],
+            "format": options["format"],
+            "compression": options["compression"],
+        }
+        if len(aliases) > 1 or options["all_databases"]:
+            self.several(options, aliases, _describe, **kwargs)
             return
-        result = self.run_guarded(
-            "db_backup",
-            database=options["database"],
-            clean=options["clean"],
-            compression=options["compression"],
-            format=options["format"],
-        )
-        text = f"Backed up {result.database} to {result.path} ({human_size(result.size)})"
-        if result.cleaned:
-            text += f"; removed {len(result.cleaned)} old backups"
-        self.emit(result, text, options)
+        if self.hand_off(options, database=aliases[0], **kwargs):
+            return
+        result = self.run_guarded("db_backup", database=aliases[0], **kwargs)
+        self.emit(result, _describe(result), options)
+
+
+def _describe(result: Any) -> str:
+    text = f"Backed up {result.database} to {result.path} ({human_size(result.size)})"
+    if result.cleaned:
+        text += f"; removed {len(result.cleaned)} old backups"
+    return text

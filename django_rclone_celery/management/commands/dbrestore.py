@@ -7,6 +7,7 @@ from django.db import connections
 
 from ...operations.restore import select_backup
 from ..base import QueueableCommand
+from ..several import refuse_several
 
 
 class Command(QueueableCommand):
@@ -16,8 +17,12 @@ class Command(QueueableCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
-            "-d", "--database", help="Database alias (required with several databases)."
+            "-d",
+            "--database",
+            action="append",
+            help="Database alias (required with several databases); one per restore.",
         )
+        refuse_several(parser)
         parser.add_argument(
             "-i", "--input-path", help="Backup name inside DB_BACKUP_DIR (default: the latest)."
         )
@@ -35,7 +40,14 @@ class Command(QueueableCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        database = options["database"]
+        named = options["database"]
+        named = [named] if isinstance(named, str) else list(named or [])
+        if options["all_databases"] or len(named) > 1:
+            raise CommandError(
+                "dbrestore replaces one database at a time: name one with -d "
+                "(--all and several -d are for dbbackup, verifybackup and cleanupbackups)"
+            )
+        database = named[0] if named else None
         if database is None:
             aliases = list(connections.settings)
             if len(aliases) != 1:
