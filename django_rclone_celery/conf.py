@@ -77,7 +77,12 @@ DEFAULTS: dict[str, Any] = {
     "WATCHDOG_INTERVAL": 300,
     "NAMESPACE": None,
     "SQLITE_LOCK_TIMEOUT": 60,
+    # -- parallel (#19.4) --
+    "JOBS": 1,
+    # -- end parallel --
 }
+
+MAX_JOBS = 64  # parallel (#19.4): streams of one PostgreSQL backup or restore
 
 # key -> (accepted types, human description)
 _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
@@ -119,6 +124,9 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "WATCHDOG_INTERVAL": ((int,), "an integer number of seconds"),
     "NAMESPACE": ((str, type(None)), "a string or None"),
     "SQLITE_LOCK_TIMEOUT": ((int,), "an integer number of seconds"),
+    # -- parallel (#19.4) --
+    "JOBS": ((int,), "an integer number of streams"),
+    # -- end parallel --
 }
 
 
@@ -176,6 +184,9 @@ class Settings:
     # (the lock keys). None: names stay django-rclone's; locks use the project.
     namespace: str | None = None
     sqlite_lock_timeout: int = 60
+    # -- parallel (#19.4) --
+    jobs: int = 1  # PostgreSQL streams of a dump and of a restore
+    # -- end parallel --
 
 
 def raw_settings() -> dict[str, Any]:
@@ -290,6 +301,16 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[Problem]:
                 "0 compresses on the calling thread.",
             )
         )
+    # -- parallel (#19.4) --
+    if ok("JOBS") and not 1 <= value["JOBS"] <= MAX_JOBS:
+        problems.append(
+            Problem(
+                "django_rclone_celery.E096",
+                f"JOBS must be a number of streams from 1 to {MAX_JOBS}.",
+                "1 dumps and restores one stream; more apply to PostgreSQL only.",
+            )
+        )
+    # -- end parallel --
     for key in ("DB_BACKUP_DIR", "MEDIA_BACKUP_DIR"):
         if ok(key) and ".." in value[key].split("/"):
             problems.append(Problem("django_rclone_celery.E009", f"{key} must not contain '..'."))
@@ -543,6 +564,9 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         watchdog_interval=merged["WATCHDOG_INTERVAL"],
         namespace=merged["NAMESPACE"] or None,
         sqlite_lock_timeout=merged["SQLITE_LOCK_TIMEOUT"],
+        # -- parallel (#19.4) --
+        jobs=merged["JOBS"],
+        # -- end parallel --
     )
 
 

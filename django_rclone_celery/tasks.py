@@ -92,6 +92,7 @@ def db_backup(
     compression: str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Back up ``database``; with ``clean``, apply retention afterwards.
 
@@ -127,6 +128,7 @@ def db_restore(
     slot: str | None = None,
     idempotency_key: str | None = None,
     from_database: str | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Restore ``database`` from ``input_path`` (default: its latest backup). At most once.
 

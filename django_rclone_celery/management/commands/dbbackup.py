@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from ...parallel import parse_jobs
 from ..base import QueueableCommand, human_size
 
 
@@ -32,14 +33,26 @@ class Command(QueueableCommand):
             help="native: the engine's dump tool (default); portable: dumpdb's JSON lines, "
             "restorable into another engine and changed models.",
         )
+        parser.add_argument(
+            "--jobs",
+            metavar="N",
+            help="PostgreSQL: N streams at once (default: JOBS); other engines use one.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            jobs = parse_jobs(options["jobs"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        # Sent only when set, so the message stays readable by workers that predate it.
+        extra: dict[str, Any] = {"jobs": jobs} if jobs else {}
         handed_off = self.hand_off(
             options,
             database=options["database"],
             clean=options["clean"],
             format=options["format"],
             compression=options["compression"],
+            **extra,
         )
         if handed_off:
             return
@@ -49,6 +62,7 @@ class Command(QueueableCommand):
             clean=options["clean"],
             compression=options["compression"],
             format=options["format"],
+            **extra,
         )
         text = f"Backed up {result.database} to {result.path} ({human_size(result.size)})"
         if result.cleaned:
