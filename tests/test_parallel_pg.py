@@ -96,17 +96,16 @@ def schema() -> Iterator[None]:
 def everything() -> dict[str, Any]:
     """Every row, the schema inventory, sequence values and view contents."""
     connections["pg"].close()  # a restore swapped the database under the connection
-    state: dict[str, Any] = {
-        table: sql(f"SELECT * FROM {table} ORDER BY id") for table in TABLES
-    }
+    state: dict[str, Any] = {table: sql(f"SELECT * FROM {table} ORDER BY id") for table in TABLES}
     state["view"] = sql("SELECT * FROM par_view ORDER BY name")
     state["mv"] = sql("SELECT * FROM par_mv ORDER BY parent_id")
     state["sequences"] = sql(
-        "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' "
-        "ORDER BY 1"
+        "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1"
     )
     state["inventory"] = get_connector("pg").inventory()
-    state["indexdefs"] = sql("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
+    state["indexdefs"] = sql(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+    )
     return state
 
 
@@ -130,7 +129,8 @@ def test_jobs_2_backup_restores_exactly_with_1_2_and_3_jobs(
 
     name = result.name
     manifest = json.loads((remote_dir / "db" / naming.manifest_name(name)).read_text())
-    assert manifest["layout"] == "pg-parallel" and manifest["version"] == 2
+    assert manifest["layout"] == "pg-parallel"
+    assert manifest["version"] == 2
     streams = manifest["streams"]
     assert len(streams) == 2
     # The big table is cut into ctid ranges, so both streams carry part of it.
@@ -154,11 +154,14 @@ def test_jobs_2_backup_restores_exactly_with_1_2_and_3_jobs(
         assert staging_leftovers(alias) == []
 
     verified = verify_backup(alias, restore=True)
-    assert "streams" in verified.checks and verified.restored
+    assert "streams" in verified.checks
+    assert verified.restored
 
 
 @pytest.mark.parametrize("alias", PG)
-def test_single_stream_backup_restores_with_jobs(alias: str, schema: None, remote_dir: Path) -> None:
+def test_single_stream_backup_restores_with_jobs(
+    alias: str, schema: None, remote_dir: Path
+) -> None:
     before = everything()
     backup_database(alias, jobs=1)
     damage()
@@ -207,7 +210,7 @@ def test_writes_during_the_dump_leave_one_snapshot(
     last = sql("SELECT max(id) FROM par_a")[0][0]
     big = sql("SELECT a FROM par_big WHERE id = 1")[0][0]
     # The update of the big table's first row is from the same transaction.
-    assert last == 100 and big != "100" or big == str(last)
+    assert (last == 100 and big != "100") or big == str(last)
     manifest = json.loads((remote_dir / "db" / naming.manifest_name(result.name)).read_text())
     assert manifest["row_counts"]["public.par_a"] == a[0]
 
@@ -244,32 +247,26 @@ def test_a_missing_stream_fails_the_restore(alias: str, schema: None, remote_dir
     result = backup_database(alias, jobs=2)
     before = everything()
     (remote_dir / "db" / naming.stream_name(result.name, 1)).unlink()
-    with pytest.raises(Exception):  # noqa: B017 - the remote's "not found", as a restore error
+    with pytest.raises(Exception):
         restore_database(alias, jobs=2)
     assert everything() == before
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "65"])
 @pytest.mark.parametrize("alias", PG)
-def test_bad_jobs_is_one_line_and_writes_nothing(
-    alias: str, value: str, remote_dir: Path
-) -> None:
+def test_bad_jobs_is_one_line_and_writes_nothing(alias: str, value: str, remote_dir: Path) -> None:
     for command in ("dbbackup", "dbrestore"):
         extra = ("--noinput",) if command == "dbrestore" else ()
         with pytest.raises(CommandError) as caught:
             call_command(command, "-d", alias, f"--jobs={value}", *extra)
-        assert str(caught.value) == (
-            f"--jobs must be a whole number from 1 to 64, not {value!r}"
-        )
+        assert str(caught.value) == (f"--jobs must be a whole number from 1 to 64, not {value!r}")
     assert remote_files(remote_dir) == []
 
 
 def test_jobs_setting_is_checked(drc_config: Any) -> None:
     for bad in (0, -3, 65):
         drc_config(JOBS=bad)
-        assert [p.id for p in validate() if p.id.endswith("E096")] == [
-            "django_rclone_celery.E096"
-        ]
+        assert [p.id for p in validate() if p.id.endswith("E096")] == ["django_rclone_celery.E096"]
     drc_config(JOBS="2")
     assert any(p.id.endswith("E003") and "JOBS" in p.msg for p in validate())
     drc_config(JOBS=4)
@@ -280,7 +277,8 @@ def test_jobs_setting_is_checked(drc_config: Any) -> None:
 def test_jobs_on_sqlite_runs_one_stream(remote_dir: Path) -> None:
     result = backup_database("default", jobs=3)
     manifest = json.loads((remote_dir / "db" / naming.manifest_name(result.name)).read_text())
-    assert manifest["streams"] == [] and manifest["version"] == 1
+    assert manifest["streams"] == []
+    assert manifest["version"] == 1
     restore_database("default", jobs=3)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -123,31 +124,51 @@ def _load_streams(
         ]
     )
     loader = _fast(base)
+    lock = threading.Lock()
+    done = [0]
 
     def one(stream: dict[str, Any]) -> int:
         index = int(stream["index"])
         script = CopyScript(index, total, len(stream["pieces"]))
-        stats = process.pipe(
-            rclone.cat(stream_path(path, stream)),
-            loader,
-            transform=decompressor(manifest.compression),  # type: ignore[arg-type]
-            digest="source",
-            source_error=RcloneError,
-            tap=script.feed,
-            tap_side="sink",
-            before_end=partial(script.check, f"stream {index} of backup {name!r}"),
+        corrupt = InvalidBackup(
+            f"{name!r} is corrupt: the checksum of its stream {index} does not match its manifest"
         )
-        if stats.sha256 != stream["sha256"]:
-            raise InvalidBackup(
-                f"{name!r} is corrupt: the checksum of its stream {index} does not match "
-                "its manifest"
+        source = rclone.cat(stream_path(path, stream))
+        try:
+            stats = process.pipe(
+                source,
+                loader,
+                transform=decompressor(manifest.compression),  # type: ignore[arg-type]
+                digest="source",
+                source_error=RcloneError,
+                tap=script.feed,
+                tap_side="sink",
+                before_end=partial(script.check, f"stream {index} of backup {name!r}"),
             )
-        if progress:
-            progress(stats.bytes_in)
+        except Exception as exc:
+            # The load stopped early, its checksum unknown: a changed byte explains
+            # more than what psql made of it, so read the stream again to tell.
+            if not isinstance(exc, RcloneError) and _sha256(source) != stream["sha256"]:
+                raise corrupt from exc
+            raise
+        if stats.sha256 != stream["sha256"]:
+            raise corrupt
+        with lock:
+            done[0] += stats.bytes_in
+            if progress:
+                progress(done[0])
         return stats.bytes_in
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="drc-load") as pool:
         return sum(pool.map(one, manifest.streams))
+
+
+def _sha256(source: Command) -> str:
+    digest = hashlib.sha256()
+    with process.read_from(source, error=RcloneError) as raw:
+        while chunk := raw.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def verify_streams(rclone: Rclone, path: str, name: str, manifest: Manifest) -> list[str]:
