@@ -313,3 +313,33 @@ def test_sigkill_during_a_parallel_backup_publishes_nothing(
     drc_config(RCLONE_FLAGS=[])
     backup_database(alias, jobs=2)  # the leftovers do not get in the way
     assert len(list_backups(alias)) == 1
+
+
+def test_stream_rows_are_counted_across_any_chunking() -> None:
+    """The stream check counts rows per block however the bytes arrive, and sees a cut."""
+    import random
+
+    from django_rclone_celery.parallel.streams import CopyScript, end_line
+
+    stream = (
+        b"SET client_encoding = 'UTF8';\nSET DateStyle = ISO;\n"
+        b"COPY public.a (x) FROM stdin;\n1\n\\\\.\n3\\\\.\n\\.\n"  # rows ending in an escaped \.
+        b"COPY public.b (x) FROM stdin;\n\\.\n"
+        b"COPY public.a (x) FROM stdin;\n4\n5\n\\N\n\\.\n" + end_line(1, 2) + b"\n"
+    )
+    rng = random.Random(7)
+    for _ in range(200):
+        check = CopyScript(1, 2, 3)
+        pos = 0
+        while pos < len(stream):
+            size = rng.randint(1, 12)
+            check.feed(memoryview(stream[pos : pos + size]))
+            pos += size
+        assert check.problem() is None
+        assert check.rows == [3, 0, 3]
+    cut = CopyScript(1, 2, 3)
+    cut.feed(stream[:-20])
+    assert "cut short" in (cut.problem() or "")
+    wrong = CopyScript(1, 2, 2)
+    wrong.feed(stream)
+    assert wrong.problem() == "holds 3 tables or ranges, its manifest says 2"

@@ -214,7 +214,11 @@ def backup_database(
                 publication.commit(manifest.to_bytes(), final=final)
 
     signals.post_db_backup.send_robust(
-        sender="db_backup", database=database, path=final, size=stats.bytes_out, run_id=run.run_id
+        sender="db_backup",
+        database=database,
+        path=final,
+        size=stats.bytes_out + streams.size,
+        run_id=run.run_id,
     )
     cleaned: list[str] = []
     if clean:
@@ -225,7 +229,7 @@ def backup_database(
         database=database,
         path=final,
         name=name,
-        size=stats.bytes_out,
+        size=stats.bytes_out + streams.size,  # a parallel backup's streams too
         sha256=stats.sha256,
         compression=kind,
         format=format,

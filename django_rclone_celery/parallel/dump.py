@@ -183,6 +183,11 @@ class StreamSet:
     streams: list[dict[str, Any]] = field(default_factory=list)
     partials: list[str] = field(default_factory=list)
 
+    @property
+    def size(self) -> int:
+        """Bytes of every stream (the schema archive not included)."""
+        return sum(int(s.get("size", 0)) for s in self.streams)
+
     def manifest_fields(self) -> dict[str, Any]:
         if not self.streams:
             return {}

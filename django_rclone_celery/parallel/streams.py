@@ -105,9 +105,23 @@ class CopyScript(StreamCheck):
         super().feed(data)
         if self._broken:
             return
-        buf = self._pending + bytes(data)
+        # The decoder's own bytes when it gave bytes: no copy of a whole chunk.
+        raw = data.obj if isinstance(data, memoryview) and isinstance(data.obj, bytes) else data
+        chunk = raw if isinstance(raw, bytes) and len(raw) == len(data) else bytes(data)
         pos = 0
-        while pos < len(buf):
+        if self._pending:  # finish the line the last chunk cut, on its own
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                self._pending += chunk
+                return
+            line, self._pending = self._pending + chunk[: newline + 1], b""
+            self._scan(line)
+            pos = newline + 1
+        self._pending = chunk[self._scan(chunk, pos) :]
+
+    def _scan(self, buf: bytes, pos: int = 0) -> int:
+        """Read whole lines of ``buf`` from ``pos``; returns where the unfinished one starts."""
+        while pos < len(buf) and not self._broken:
             if self._copy:
                 pos, ended = self._rows(buf, pos)
                 if not ended:
@@ -118,7 +132,7 @@ class CopyScript(StreamCheck):
                 break
             self._line(buf[pos:newline])
             pos = newline + 1
-        self._pending = buf[pos:]
+        return pos
 
     def _rows(self, buf: bytes, pos: int) -> tuple[int, bool]:
         """Count rows from ``pos`` (a line start) up to the block's terminator.

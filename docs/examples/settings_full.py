@@ -49,5 +49,7 @@ DJANGO_RCLONE = {
     # this project's identity on a shared remote or Redis
     "NAMESPACE": None,
     "SQLITE_LOCK_TIMEOUT": 60,
+    # PostgreSQL streams of a dump and a restore
+    "JOBS": 1,
 }
 # --8<-- [end:settings]
