@@ -24,7 +24,12 @@ from django_rclone_celery import naming
 from django_rclone_celery.conf import validate
 from django_rclone_celery.connectors import get_connector
 from django_rclone_celery.exceptions import BackupNotFound, InvalidBackup, RestoreError
-from django_rclone_celery.operations import backup_database, list_backups, restore_database
+from django_rclone_celery.operations import (
+    backup_database,
+    cleanup_backups,
+    list_backups,
+    restore_database,
+)
 from django_rclone_celery.operations.verify import verify_backup
 from tests.conftest import all_cmdlines, db_params, remote_files, staging_leftovers
 
@@ -273,9 +278,24 @@ def test_jobs_setting_is_checked(drc_config: Any) -> None:
     assert not [p for p in validate() if "JOBS" in p.msg]
 
 
+@pytest.mark.parametrize("alias", PG)
+def test_retention_deletes_a_parallel_backups_streams(
+    alias: str, schema: None, remote_dir: Path
+) -> None:
+    backup_database(alias, jobs=2)
+    newest = backup_database(alias, jobs=2)
+    cleanup_backups(alias, keep=1)
+    assert remote_files(remote_dir) == sorted(
+        [f"db/{newest.name}", f"db/{naming.manifest_name(newest.name)}"]
+        + [f"db/{naming.stream_name(newest.name, i)}" for i in range(2)]
+    )
+
+
 @pytest.mark.django_db(transaction=True)
-def test_jobs_on_sqlite_runs_one_stream(remote_dir: Path) -> None:
-    result = backup_database("default", jobs=3)
+def test_jobs_on_sqlite_runs_one_stream(remote_dir: Path, caplog: Any) -> None:
+    with caplog.at_level("WARNING", logger="django_rclone_celery"):
+        result = backup_database("default", jobs=3)
+    assert "--jobs 3: sqlite dumps in one stream" in caplog.text
     manifest = json.loads((remote_dir / "db" / naming.manifest_name(result.name)).read_text())
     assert manifest["streams"] == []
     assert manifest["version"] == 1

@@ -14,7 +14,14 @@ the stream format shared by both.
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, TypeVar
+
 from ..connectors import Connector
+
+T = TypeVar("T")
 
 
 def supports(connector: Connector) -> bool:
@@ -40,3 +47,9 @@ def parse_jobs(value: str | int | None) -> int | None:
     if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
         raise ValueError(f"--jobs must be a whole number from 1 to {MAX_JOBS}, not {value!r}")
     return int(text)
+
+
+def submit(pool: Executor, fn: Callable[..., T], *args: Any) -> Future[T]:
+    """``pool.submit`` in a copy of this thread's context: a run's stop button
+    (``process.cancellable``) reaches the tools the pool's threads start."""
+    return pool.submit(contextvars.copy_context().run, fn, *args)

@@ -28,7 +28,7 @@ from ..connectors.postgresql import PostgresConnector, dumped_row_counts
 from ..exceptions import RcloneError
 from ..process import Command, PipeStats
 from ..rclone import Rclone
-from . import LAYOUT
+from . import LAYOUT, submit
 from .streams import DUMP_SETTINGS, CopyScript, Piece, end_line, sql_literal
 
 logger = logging.getLogger("django_rclone_celery")
@@ -287,8 +287,8 @@ class StreamSet:
                 {"index": i, "pieces": [p.as_dict() for p in layout[i]]} for i in range(total)
             ]
             with ThreadPoolExecutor(max_workers=total + 2, thread_name_prefix="drc-par") as pool:
-                counts = pool.submit(_count, connector, coordinator.snapshot)
-                futures = [pool.submit(one, i) for i in range(total)]
+                counts = submit(pool, _count, connector, coordinator.snapshot)
+                futures = [submit(pool, one, i) for i in range(total)]
                 archive = process.pipe(
                     schema,
                     self.rclone.rcat(main_partial),

@@ -31,6 +31,7 @@ from ..exceptions import InvalidBackup, RcloneError
 from ..manifest import Manifest
 from ..process import CHUNK_SIZE, Command
 from ..rclone import Rclone
+from . import submit
 from .streams import CopyScript, Piece
 
 # Session settings of every tool writing the staged copy (see the module doc;
@@ -160,7 +161,7 @@ def _load_streams(
         return stats.bytes_in
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="drc-load") as pool:
-        return sum(pool.map(one, manifest.streams))
+        return sum(f.result() for f in [submit(pool, one, s) for s in manifest.streams])
 
 
 def _sha256(source: Command) -> str:
