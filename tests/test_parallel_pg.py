@@ -55,7 +55,11 @@ def schema() -> Iterator[None]:
         "DROP MATERIALIZED VIEW IF EXISTS par_mv",
         "DROP VIEW IF EXISTS par_view",
         "DROP TABLE IF EXISTS par_child, par_parent, par_big, par_a, par_b CASCADE",
+        "DROP TABLE IF EXISTS par_nocols",
         "DROP SEQUENCE IF EXISTS par_seq",
+        "CREATE TABLE par_nocols ()",
+        "INSERT INTO par_nocols DEFAULT VALUES",
+        "INSERT INTO par_nocols DEFAULT VALUES",
         "CREATE TABLE par_parent (id serial PRIMARY KEY, name text UNIQUE NOT NULL "
         "CHECK (length(name) > 0))",
         "CREATE TABLE par_child (id bigserial PRIMARY KEY, parent_id int NOT NULL "
@@ -93,6 +97,7 @@ def schema() -> Iterator[None]:
         "DROP MATERIALIZED VIEW IF EXISTS par_mv",
         "DROP VIEW IF EXISTS par_view",
         "DROP TABLE IF EXISTS par_child, par_parent, par_big, par_a, par_b CASCADE",
+        "DROP TABLE IF EXISTS par_nocols",
         "DROP SEQUENCE IF EXISTS par_seq",
     )
     connections["pg"].close()
@@ -102,6 +107,7 @@ def everything() -> dict[str, Any]:
     """Every row, the schema inventory, sequence values and view contents."""
     connections["pg"].close()  # a restore swapped the database under the connection
     state: dict[str, Any] = {table: sql(f"SELECT * FROM {table} ORDER BY id") for table in TABLES}
+    state["nocols"] = sql("SELECT count(*) FROM par_nocols")
     state["view"] = sql("SELECT * FROM par_view ORDER BY name")
     state["mv"] = sql("SELECT * FROM par_mv ORDER BY parent_id")
     state["sequences"] = sql(
@@ -117,6 +123,7 @@ def everything() -> dict[str, Any]:
 def damage() -> None:
     sql(
         "DELETE FROM par_b WHERE id > 50",
+        "DELETE FROM par_nocols",
         "UPDATE par_big SET a = 'x' WHERE id < 1000",
         "DROP INDEX par_child_amount",
         "SELECT setval('par_seq', 1)",

@@ -51,7 +51,7 @@ class Piece:
     def select(self) -> str:
         """The ``COPY ... TO STDOUT`` reading this piece."""
         if self.first is None and self.end is None:
-            return f"COPY {self.target} ({self.columns}) TO STDOUT"
+            return f"COPY {self.target}{self._listed()} TO STDOUT"
         where = []
         if self.first is not None:
             where.append(f"ctid >= '({self.first},0)'::tid")
@@ -63,7 +63,11 @@ class Piece:
         )
 
     def header(self) -> str:
-        return f"COPY {self.target} ({self.columns}) FROM stdin;"
+        return f"COPY {self.target}{self._listed()} FROM stdin;"
+
+    def _listed(self) -> str:
+        # A table without columns (CREATE TABLE t ()) has rows but no list to give.
+        return f" ({self.columns})" if self.columns else ""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
