@@ -111,6 +111,7 @@ def portable_backup(
     compression: str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
+    jobs: int | None = None,  # accepted like db_backup's; a portable dump is one stream
 ) -> dict[str, Any]:
     """A portable backup of ``database``: an alias of ``db_backup`` with ``format="portable"``.
 
