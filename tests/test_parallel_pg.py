@@ -370,3 +370,14 @@ def test_stream_rows_are_counted_across_any_chunking() -> None:
     wrong = CopyScript(1, 2, 2)
     wrong.feed(stream)
     assert wrong.problem() == "holds 3 tables or ranges, its manifest says 2"
+
+
+@pytest.mark.django_db(databases=["default", "pg"])
+def test_tasks_take_jobs_at_the_door() -> None:
+    from django_rclone_celery.registry import problems
+
+    for task in ("db_backup", "db_restore", "portable_backup"):
+        assert problems(task, {"database": "pg", "jobs": 2}) == []
+        assert problems(task, {"database": "pg", "jobs": 0}) == [
+            "jobs: 0 is not a whole number of at least 1"
+        ]
