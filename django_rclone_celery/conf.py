@@ -148,6 +148,9 @@ def _or_none(value: Any) -> Any:
 # --- the keys --------------------------------------------------------------------------------
 
 
+MAX_JOBS = 64  # streams of one PostgreSQL backup or restore
+
+
 def _backup_databases_problems(value: Any) -> list[Problem]:
     """``BACKUP_DATABASES``: aliases of ``DATABASES``, each once, at least one (E080-E082)."""
     if value is None:
@@ -503,6 +506,20 @@ class Settings:
         "a list of database aliases or None",
         rules=[Rule("E080", _backup_databases_problems)],
         convert=lambda v: None if v is None else tuple(v),
+    )
+    # PostgreSQL streams of a dump and of a restore
+    jobs: int = setting(
+        1,
+        int,
+        "an integer number of streams",
+        rules=[
+            rule(
+                "E096",
+                lambda v: not 1 <= v <= MAX_JOBS,
+                f"JOBS must be a number of streams from 1 to {MAX_JOBS}.",
+                "1 dumps and restores one stream; more apply to PostgreSQL only.",
+            )
+        ],
     )
     # alias -> its DATABASE_OPTIONS (database_options.py checks and parses them)
     database_options: Mapping[str, DatabaseOptions] = setting(

@@ -8,7 +8,9 @@ from typing import Any
 
 from .exceptions import InvalidBackup
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 2 added ``streams``: a manifest with streams is written as version 2,
+# so a release that cannot load them refuses the backup instead of half-loading it.
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +31,12 @@ class Manifest:
     row_counts_from: str = ""
     # Schema objects by kind ("tables", "views", "triggers"...): Connector.inventory().
     inventory: dict[str, list[str]] = field(default_factory=dict)
-    version: int = FORMAT_VERSION
+    # A parallel PostgreSQL backup (#19.4): the object itself is the schema
+    # archive; each entry is a data stream (``name``, ``size``, ``sha256``,
+    # ``pieces``: what it holds). Empty for a single-stream backup.
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    layout: str = ""  # "" one stream; "pg-parallel": schema archive + data streams
+    version: int = 1
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode()

@@ -18,6 +18,8 @@ from .conf import Settings
 
 PARTIAL_MARKER = ".partial-"
 MANIFEST_SUFFIX = ".manifest.json"
+# A parallel backup's data streams: ``<backup>.stream-<i>``, listed only through it.
+STREAM_MARKER = ".stream-"
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,8 @@ def is_ours(settings: Settings, name: str) -> bool:
 
 
 def is_hidden(name: str) -> bool:
-    """Partial uploads and manifests are never backups in their own right."""
-    return PARTIAL_MARKER in name or name.endswith(MANIFEST_SUFFIX)
+    """Partial uploads, manifests and streams are never backups in their own right."""
+    return PARTIAL_MARKER in name or name.endswith(MANIFEST_SUFFIX) or STREAM_MARKER in name
 
 
 def _pattern(template: str, database: str) -> re.Pattern[str]:
@@ -85,6 +87,11 @@ def parse(settings: Settings, name: str, database: str) -> ParsedName | None:
 
 def manifest_name(name: str) -> str:
     return name + MANIFEST_SUFFIX
+
+
+def stream_name(name: str, index: int) -> str:
+    """The object of data stream ``index`` of the parallel backup ``name``."""
+    return f"{name}{STREAM_MARKER}{index}"
 
 
 def check_relative(path: str) -> str:

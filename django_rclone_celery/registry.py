@@ -161,13 +161,19 @@ OPERATIONS: tuple[OperationSpec, ...] = (
             "clean": _flag,
             "format": _choice("native", "portable"),
             "compression": _optional(_choice("zstd", "native", "none")),
+            "jobs": _optional(_positive_int),  # parallel (#19.4)
         },
     ),
     OperationSpec(
         "db_restore",
         "database restore",
         "django_rclone_celery.operations.restore:restore_database",
-        {**_DB, "input_path": _optional(_text), "from_database": _optional(_alias)},
+        {
+            **_DB,
+            "input_path": _optional(_text),
+            "from_database": _optional(_alias),
+            "jobs": _optional(_positive_int),  # parallel (#19.4)
+        },
         at_most_once=True,
     ),
     OperationSpec(

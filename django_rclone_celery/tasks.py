@@ -93,6 +93,7 @@ def db_backup(
     compression: str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Back up ``database`` (default ``"default"``); with ``clean``, apply retention afterwards.
 
@@ -114,6 +115,7 @@ def portable_backup(
     compression: str | None = None,
     slot: str | None = None,
     idempotency_key: str | None = None,
+    jobs: int | None = None,  # accepted like db_backup's; a portable dump is one stream
 ) -> dict[str, Any]:
     """A portable backup of ``database``: an alias of ``db_backup`` with ``format="portable"``.
 
@@ -131,6 +133,7 @@ def db_restore(
     slot: str | None = None,
     idempotency_key: str | None = None,
     from_database: str | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Restore ``database`` from ``input_path`` (default: its latest backup). At most once.
 

@@ -19,6 +19,8 @@ from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
 from ..exceptions import RcloneError
 from ..manifest import Manifest
+from ..parallel import supports as parallel_supported
+from ..parallel.dump import stream_set
 from ..rclone import Entry, Rclone, join
 from ..results import BackupResult
 from .catalog import backup_dir, cleanup_backups, sweep_partials
@@ -92,6 +94,7 @@ def backup_database(
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
+    jobs: int | None = None,
 ) -> BackupResult:
     """Back up one database alias to the remote and return what was written.
 
@@ -99,6 +102,8 @@ def backup_database(
     manifest, have been uploaded. On any failure the partial object is removed.
     ``format="portable"`` stores ``dumpdb``'s JSON lines instead of the engine's
     dump (see ``portable``): restorable into another engine and changed models.
+    ``jobs`` (default ``JOBS``) above 1 dumps PostgreSQL in that many streams
+    (``parallel``); other engines and portable backups dump one stream.
     """
     settings = settings or get_settings()
     connector = get_connector(database, settings)
@@ -109,6 +114,18 @@ def backup_database(
 
         if kind == "native":
             kind = "zstd"  # no dump tool of its own to compress
+    # -- parallel (#19.4) --
+    jobs = jobs or settings.jobs
+    parallel = jobs > 1 and format == "native" and parallel_supported(connector)
+    if parallel and connector.db_options.dump_args:
+        # The streams could not honour what DUMP_ARGS leaves out (--exclude-table-data...).
+        parallel = False
+        logger.warning("--jobs %d: %s has DUMP_ARGS, so it dumps in one stream", jobs, database)
+    elif jobs > 1 and not parallel:
+        logger.warning("--jobs %d: %s dumps in one stream", jobs, connector.vendor)
+    if parallel and kind == "native":
+        kind = "zstd"  # the streams are text: no dump tool compresses them
+    # -- end parallel --
     run = Run.start("db_backup", database, run_id, progress)
     rclone = Rclone(settings)
     directory = backup_dir(settings)
@@ -132,7 +149,7 @@ def backup_database(
         listed = pool.submit(_list_and_sweep, rclone, directory, settings)
         described = pool.submit(_describe, connector, format)
         inventory = pool.submit(_inventory, connector, format)
-        with publishing(rclone, provisional) as publication:
+        with publishing(rclone, provisional) as publication, stream_set(rclone) as streams:
             with run.stage("dump"):
                 exact_counts: dict[str, int]
                 if format == "portable":
@@ -143,6 +160,15 @@ def backup_database(
                         compress=kind == "zstd",
                         level=settings.compression_level,
                         threads=settings.compression_threads,
+                    )
+                elif parallel:
+                    stats, exact_counts = streams.dump(
+                        connector,  # type: ignore[arg-type]
+                        publication.partial,
+                        kind=kind,
+                        settings=settings,
+                        jobs=jobs,
+                        progress=run.byte_counter(),
                     )
                 else:
                     # Judged before rclone sees the end of its input: a dump that
@@ -188,11 +214,17 @@ def backup_database(
                     row_counts=exact_counts,
                     row_counts_from="dump" if exact_counts else "",
                     inventory=inventory.result(),
+                    **streams.manifest_fields(),
                 )
+                streams.commit(final)
                 publication.commit(manifest.to_bytes(), final=final)
 
     signals.post_db_backup.send_robust(
-        sender="db_backup", database=database, path=final, size=stats.bytes_out, run_id=run.run_id
+        sender="db_backup",
+        database=database,
+        path=final,
+        size=stats.bytes_out + streams.size,
+        run_id=run.run_id,
     )
     cleaned: list[str] = []
     if clean:
@@ -203,7 +235,7 @@ def backup_database(
         database=database,
         path=final,
         name=name,
-        size=stats.bytes_out,
+        size=stats.bytes_out + streams.size,  # a parallel backup's streams too
         sha256=stats.sha256,
         compression=kind,
         format=format,

@@ -116,6 +116,10 @@ def cleanup_backups(
         victims = [b.name for b in plan.deleted]
         # A manifest goes with its backup.
         victims += [naming.manifest_name(n) for n in victims if naming.manifest_name(n) in names]
+        # And a parallel backup's streams (#19.4).
+        victims += [
+            n for n in names for b in plan.deleted if n.startswith(b.name + naming.STREAM_MARKER)
+        ]
         if not dry_run:
             rclone.delete_many(directory, victims)
             ours = [e for e in entries if naming.is_ours(settings, e.name)]

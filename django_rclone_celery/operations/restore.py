@@ -19,6 +19,7 @@ from ..exceptions import (
     missing_backup,
 )
 from ..manifest import Manifest
+from ..parallel.load import load_parallel
 from ..rclone import Entry, Rclone, join
 from ..results import RestoreResult
 from .catalog import backup_dir, list_backups
@@ -153,6 +154,7 @@ def restore_database(
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
+    jobs: int | None = None,
 ) -> RestoreResult:
     """Restore ``database`` from its latest backup, or from ``input_path``.
 
@@ -163,7 +165,8 @@ def restore_database(
     ``from_database`` picks the backups of another alias (production's
     backup into staging, a SQLite project's portable backup into PostgreSQL);
     ``database`` is still the one replaced. A native backup must come from
-    the same engine as ``database``.
+    the same engine as ``database``. ``jobs`` (default ``JOBS``) is how many
+    streams of a parallel PostgreSQL backup load at once, and the index builds.
     """
     settings = settings or get_settings()
     connector = get_connector(database, settings)
@@ -185,7 +188,7 @@ def restore_database(
         run_id=run.run_id,
     )
     restore = _restore_portable if manifest.format == "portable" else _restore_native
-    read = restore(run, rclone, connector, path, name, manifest, chosen.size)
+    read = restore(run, rclone, connector, path, name, manifest, chosen.size, jobs or settings.jobs)
     signals.post_db_restore.send_robust(
         sender="db_restore",
         database=database,
@@ -215,6 +218,7 @@ def _restore_portable(
     name: str,
     manifest: Manifest,
     size: int | None,
+    jobs: int = 1,
 ) -> int:
     """Load a portable backup; the load is one transaction, so it is all or nothing."""
     from ..portable import stream as portable_stream  # only portable restores pay its import
@@ -240,6 +244,7 @@ def load_staged(
     name: str,
     manifest: Manifest,
     size: int | None,
+    jobs: int = 1,
 ) -> tuple[Staging, int]:
     """Stream the backup into the connector's staged copy and check that copy.
 
@@ -258,6 +263,21 @@ def load_staged(
         with run.stage("prepare"):
             staging.prepare()
         prepared = True
+        if manifest.streams:  # a parallel backup (#19.4)
+            with run.stage("restore", bytes_total=_streams_size(manifest)):
+                read = load_parallel(
+                    connector,  # type: ignore[arg-type]
+                    rclone,
+                    path,
+                    name,
+                    manifest,
+                    staging.target,
+                    jobs=jobs,
+                    progress=run.byte_counter(_streams_size(manifest)),
+                )
+            with run.stage("check"):
+                staging.check()
+            return staging, read
         with run.stage("restore", bytes_total=manifest.size or size):
             stats = process.pipe(
                 rclone.cat(path),
@@ -294,11 +314,12 @@ def _restore_native(
     name: str,
     manifest: Manifest,
     size: int | None,
+    jobs: int = 1,
 ) -> int:
     """Stream into the connector's staged copy, check it, then swap it in."""
     try:
         with missing_backup(name):
-            staging, read = load_staged(run, rclone, connector, path, name, manifest, size)
+            staging, read = load_staged(run, rclone, connector, path, name, manifest, size, jobs)
     except (BackupNotFound, ProcessError, InvalidBackup, RestoreError):
         raise
     except Exception as exc:
@@ -312,6 +333,10 @@ def _restore_native(
         _discard(staging)
         raise
     return read
+
+
+def _streams_size(manifest: Manifest) -> int:
+    return sum(int(s.get("size", 0)) for s in manifest.streams)
 
 
 def _discard(staging: Staging, *, prepared: bool = True) -> None:

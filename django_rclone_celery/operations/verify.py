@@ -46,6 +46,7 @@ from ..exceptions import (
     missing_backup,
 )
 from ..manifest import Manifest
+from ..parallel.load import verify_streams
 from ..process import CHUNK_SIZE, Command
 from ..rclone import Rclone
 from ..results import VerifyResult
@@ -120,6 +121,10 @@ def verify_backup(
     notes: list[str] = []
     with run.stage("verify", bytes_total=manifest.size or size):
         read, sha256 = _read_and_check(run, rclone, connector, path, name, manifest, size)
+        if manifest.streams:  # a parallel backup's data streams (#19.4)
+            problems = verify_streams(rclone, path, name, manifest)
+            if problems:
+                raise InvalidBackup(f"{name!r} failed verification: " + "; ".join(problems))
     if not chosen.has_manifest:
         notes.append(
             "no manifest (a django-rclone backup): its size and sha256 could not be checked"
@@ -129,6 +134,8 @@ def verify_backup(
     else:
         notes.append("its manifest has no sha256: the checksum could not be checked")
     checks += _structure_checks(connector, manifest)
+    if manifest.streams:
+        checks.append("streams")
     notes += _structure_notes(connector, manifest)
 
     restored = False
@@ -261,7 +268,8 @@ def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | N
         if problem:
             return f"it {problem}"
         counted = check.counts()
-        if counted is not None and manifest.row_counts_from == "dump":
+        # A parallel backup's rows are in its streams, counted by verify_streams.
+        if counted is not None and manifest.row_counts_from == "dump" and not manifest.streams:
             differ = _count_difference(counted, manifest.row_counts)
             if differ:
                 return differ
@@ -349,7 +357,9 @@ def _trial_restore(
     started = time.monotonic()
     try:
         with missing_backup(name):
-            staging, _ = load_staged(run, rclone, connector, path, name, manifest, size)
+            staging, _ = load_staged(
+                run, rclone, connector, path, name, manifest, size, get_settings().jobs
+            )
     except zstandard.ZstdError as exc:
         raise InvalidBackup(f"{name!r} failed its trial restore: {exc}") from exc
     except (BackupNotFound, RcloneError, InvalidBackup, RestoreError):

@@ -53,5 +53,7 @@ DJANGO_RCLONE = {
     "DATABASE_OPTIONS": {},
     # several databases in one run
     "BACKUP_DATABASES": None,  # None: every alias in DATABASES
+    # PostgreSQL streams of a dump and a restore
+    "JOBS": 1,
 }
 # --8<-- [end:settings]

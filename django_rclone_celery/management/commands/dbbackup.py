@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from ...parallel import parse_jobs
 from ..base import human_size
 from ..several import SeveralDatabasesCommand, add_database_arguments
 
@@ -34,14 +35,25 @@ class Command(SeveralDatabasesCommand):
             help="native: the engine's dump tool (default); portable: dumpdb's JSON lines, "
             "restorable into another engine and changed models.",
         )
+        parser.add_argument(
+            "--jobs",
+            metavar="N",
+            help="PostgreSQL: N streams at once (default: JOBS); other engines use one.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            jobs = parse_jobs(options["jobs"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         aliases = self.aliases(options)
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "clean": options["clean"],
             "format": options["format"],
             "compression": options["compression"],
         }
+        if jobs:  # sent only when set, so the message stays readable by older workers
+            kwargs["jobs"] = jobs
         if len(aliases) > 1 or options["all_databases"]:
             self.several(options, aliases, _describe, **kwargs)
             return

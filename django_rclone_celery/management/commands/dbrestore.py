@@ -6,6 +6,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
 from ...operations.restore import select_backup
+from ...parallel import parse_jobs
 from ..base import QueueableCommand
 from ..several import refuse_several
 
@@ -38,8 +39,17 @@ class Command(QueueableCommand):
             dest="interactive",
             help="Do not ask for confirmation.",
         )
+        parser.add_argument(
+            "--jobs",
+            metavar="N",
+            help="PostgreSQL: N streams at once (default: JOBS); other engines use one.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            jobs = parse_jobs(options["jobs"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         named = options["database"]
         named = [named] if isinstance(named, str) else list(named or [])
         if options["all_databases"] or len(named) > 1:
@@ -93,7 +103,9 @@ class Command(QueueableCommand):
             # The worker must restore exactly the backup that was confirmed.
             options["input_path"] = name
         # Sent only when set, so the message stays readable by workers that predate it.
-        extra = {"from_database": source} if source else {}
+        extra: dict[str, Any] = {"from_database": source} if source else {}
+        if jobs:
+            extra["jobs"] = jobs
         if self.hand_off(options, database=database, input_path=options["input_path"], **extra):
             return
         result = self.run_guarded(
@@ -101,6 +113,7 @@ class Command(QueueableCommand):
             database=database,
             input_path=options["input_path"],
             from_database=source,
+            **({"jobs": jobs} if jobs else {}),
         )
         text = f"Restored {result.database} from {result.name}"
         if result.from_database != result.database:
