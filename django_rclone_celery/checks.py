@@ -72,15 +72,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
             continue
-        for tool in sorted({connector.dump_tool, connector.restore_tool}):
-            if process.find_program(tool) is None:
-                messages.append(
-                    checks.Warning(
-                        f"{tool} (needed to back up or restore database {alias!r}) was not found.",
-                        hint="Install the database's client tools on this host.",
-                        id="django_rclone_celery.W003",
-                    )
+        for tool in connector.missing_tools():
+            messages.append(
+                checks.Warning(
+                    f"{tool} (needed to back up or restore database {alias!r}) was not found.",
+                    hint="Install the database's client tools on this host.",
+                    id="django_rclone_celery.W003",
                 )
+            )
     return messages
 
 
