@@ -223,6 +223,11 @@ def _walk(root: str, since: float) -> tuple[dict[str, int], set[str]]:
     return sizes, recent
 
 
+def _walk_and_encode(root: str, since: float) -> tuple[dict[str, int], set[str], str]:
+    sizes, recent = _walk(root, since)
+    return sizes, recent, media_history.encode_files(sizes)
+
+
 def _marks(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = defaultdict(list)
     for mark, path in pairs:
@@ -314,7 +319,8 @@ def _sync(
         if fast:
             copy = later.enter_context(rclone.start(*copy_args, *report_args(lists)))
             with ThreadPoolExecutor(max_workers=1) as pool:
-                known, recent = pool.submit(_walk, root, started).result()
+                # The walk, and the record's file list, while rclone copies.
+                known, recent, encoded = pool.submit(_walk_and_encode, root, started).result()
             entries_ = _finish_listing(listing)
             guess = _point(name, known)
             if _unchanged_point(guess, entries_) is None:  # changes likely: get them ready
@@ -328,7 +334,7 @@ def _sync(
             marks["="] = _unchanged(rclone, destination, marks, known, recent)
         else:
             # Copy first: it deletes nothing, and what it replaces goes to the version folder.
-            known = {}
+            known, recent, encoded = {}, set(), ""
             marks = _marks(rclone.changes(*copy_args, dry_run=False))
             entries_ = _finish_listing(listing)
         plan = _backup_plan(root, destination, marks, known)
@@ -344,7 +350,9 @@ def _sync(
         point = None if plan.changes else _unchanged_point(_point(name, plan.files), entries_)
         if point is not None:
             return plan, point
-        point = _point(name, plan.files)
+        # As walked (and no size taken from the mirror since): the file list is encoded.
+        same = fast and not recent and plan.files == known
+        point = guess if same else _point(name, plan.files)
         if upload is None or upload[0] != point.record:
             upload = (
                 point.record,
@@ -358,7 +366,8 @@ def _sync(
         # them for the older points.
         if mover is not None:
             mover.send("".join(f"{p}\n" for p in plan.delete).encode("utf-8", "surrogateescape"))
-        upload[1].finish(media_history.encode(plan.files, _counts(plan)))
+        record = media_history.encode(plan.files, _counts(plan), encoded=encoded if same else None)
+        upload[1].finish(record)
         if mover is not None:
             mover.finish()
     return plan, point
