@@ -5,7 +5,8 @@ what ``sqlite3 -readonly -cmd ".timeout TIMEOUT_MS" PATH .dump`` writes: the
 same statements in the same order, ending with ``COMMIT;``, read in one
 transaction (one snapshot), and a lock that outlasts the timeout reported as
 the tool does, on an ``/**** ERROR`` line with exit status 0, so the one
-completeness check (:class:`completeness.SqliteDump`) reads both.
+completeness check (:class:`completeness.SqliteDump`) reads both. Unlike the
+tool it reads the whole snapshot before writing (see :func:`dump`).
 ``... restore TARGET`` runs the SQL on stdin against ``TARGET``, stopping with
 a non-zero exit at the first error, as ``sqlite3 -bail TARGET`` does.
 
@@ -17,11 +18,14 @@ Standard library only, so it starts without Django.
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
+_IN_MEMORY = 64 << 20  # a larger dump is read into a temporary file
 _ROWS = "SELECT 'INSERT INTO {name} VALUES(' || {values} || ')' FROM {table}"
 # One value as the shell writes it: blobs in lower-case hex, reals with 20 digits
 # (whole ones as N.0), text with line breaks on one line through replace().
@@ -294,17 +298,23 @@ def dump(path: str, timeout_ms: int, out: BinaryIO) -> int:
     except sqlite3.Error as exc:
         sys.stderr.write(f'Error: unable to open database "{path}": {exc}\n')
         return 1
-    try:
-        db.create_function("drc_lines", 1, _lines, deterministic=True)
-        db.execute("BEGIN")  # every read below sees one snapshot
-        for line in statements(db):
-            out.write(line.encode("utf-8", "surrogateescape") + b"\n")
-    except sqlite3.Error as exc:
-        # As the shell: the error on its own line in the dump, which the check refuses.
-        code = getattr(exc, "sqlite_errorcode", 1)
-        out.write(f"/**** ERROR: ({code}) {exc} *****/\nCOMMIT;\n".encode())
-    finally:
-        db.close()
+    # Read whole, then written: the read lock is never held while our reader is
+    # busy, perhaps writing the run's progress into this very file (it would
+    # wait for our lock while we waited for it).
+    with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as spool:
+        try:
+            db.create_function("drc_lines", 1, _lines, deterministic=True)
+            db.execute("BEGIN")  # every read below sees one snapshot
+            for line in statements(db):
+                spool.write(line.encode("utf-8", "surrogateescape") + b"\n")
+        except sqlite3.Error as exc:
+            # As the shell: the error on its own line in the dump, which the check refuses.
+            code = getattr(exc, "sqlite_errorcode", 1)
+            spool.write(f"/**** ERROR: ({code}) {exc} *****/\nCOMMIT;\n".encode())
+        finally:
+            db.close()
+        spool.seek(0)
+        shutil.copyfileobj(spool, out, 1 << 20)
     return 0
 
 
