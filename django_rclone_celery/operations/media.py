@@ -11,9 +11,10 @@ A restore plans with ``--dry-run`` and changes only the planned files. A
 backup's report comes from its ``rclone copy``, which deletes nothing and
 moves what it replaces into a version folder; the deletions follow, as moves
 into the same folder, only if the guards allow them. One pass over the tree
-instead of two keeps a backup within 1.3x of a bare ``rclone sync`` (see
-``bench/media.py``). The new state is then recorded as a point (see
-:mod:`media_history`), so every kept point can be restored exactly.
+instead of two, with the other rclone processes started during it (see
+:func:`_sync`), keeps a backup near a bare ``rclone sync`` (``bench/media.py``).
+The new state is then recorded as a point (see :mod:`media_history`), so every
+kept point can be restored exactly.
 """
 
 from __future__ import annotations
