@@ -72,3 +72,21 @@ def test_media_cleanup_is_a_task_of_the_registry() -> None:
     assert registry.problems("media_cleanup", {"keep": 0}) == [
         "keep: 0 is not a whole number of at least 1"
     ]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_media_cleanup_can_be_handed_to_a_worker(
+    task_app: Any, workers: Any, remote_dir: Path, media_root: Path, drc_config: Any
+) -> None:
+    points = []
+    for round_ in range(3):
+        (media_root / "a.txt").write_text("a" * (round_ + 1))
+        points.append(backup_media().point)
+    drc_config(DB_CLEANUP_KEEP=1)
+    with pytest.raises(CommandError, match="--dry-run runs here only"):
+        call("cleanupbackups", "--media", "--dry-run", "--enqueue")
+    workers.start()
+    out = call("cleanupbackups", "--media", "--wait")
+    assert "Queued media_cleanup as task" in out
+    assert "succeeded" in out
+    assert [p.name for p in list_media_points()] == [points[2]]
