@@ -79,16 +79,15 @@ def tool_problems() -> list[Problem]:
                 problem("W002", f"database {alias!r} cannot be backed up: {exc}", warning=True)
             )
             continue
-        for tool in sorted({connector.dump_tool, connector.restore_tool}):
-            if process.find_program(tool) is None:
-                found.append(
-                    problem(
-                        "W003",
-                        f"{tool} (needed to back up or restore database {alias!r}) was not found.",
-                        "Install the database's client tools on this host.",
-                        warning=True,
-                    )
+        for tool in connector.missing_tools():
+            found.append(
+                problem(
+                    "W003",
+                    f"{tool} (needed to back up or restore database {alias!r}) was not found.",
+                    "Install the database's client tools on this host.",
+                    warning=True,
                 )
+            )
     return found
 
 

@@ -74,11 +74,21 @@ def points(names: Iterable[str]) -> list[Point]:
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
-def encode(files: Mapping[str, int], counts: Mapping[str, int]) -> bytes:
-    body = {"format": RECORD_FORMAT, "files": dict(sorted(files.items())), **counts}
+def encode_files(files: Mapping[str, int]) -> str:
+    """The costly part of a record (the file list), which :func:`encode` takes ready-made."""
+    return json.dumps(dict(sorted(files.items())), ensure_ascii=False)
+
+
+def encode(
+    files: Mapping[str, int], counts: Mapping[str, int], *, encoded: str | None = None
+) -> bytes:
+    """A point's record; ``encoded`` is ``encode_files(files)`` if already made."""
+    # As json.dumps writes {"format": ..., "files": ..., **counts}.
+    text = f'{{"format": {RECORD_FORMAT}, "files": {encoded or encode_files(files)}'
+    text += "".join(f", {json.dumps(key)}: {json.dumps(value)}" for key, value in counts.items())
     # mtime=0: the same state gives the same bytes.
     # surrogateescape: a file name that is not UTF-8 keeps its bytes, as rclone prints them.
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    data = (text + "}").encode("utf-8", "surrogateescape")
     return gzip.compress(data, compresslevel=1, mtime=0)
 
 

@@ -621,3 +621,78 @@ def read_from(source: Command, *, error: type[ProcessError] = ProcessError) -> I
         finally:
             if not finished:
                 child.kill()
+
+
+class Started:
+    """A short command started ahead of need, so its start-up overlaps other work.
+
+    It waits on its stdin (``first`` is written at once); :meth:`finish` sends
+    the rest, closes stdin and waits. Left unfinished, it is killed, never
+    given a clean end of input: a program that reads a list from stdin then
+    sees no list at all rather than an empty one. Output is collected on a
+    thread, so a large one cannot block the program.
+    """
+
+    def __init__(self, child: _Child, error: type[ProcessError]) -> None:
+        self._child = child
+        self._error = error
+        self._out: list[bytes] = []
+        self.done = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        out = self._child.proc.stdout
+        assert out is not None
+        for chunk in iter(lambda: out.read(CHUNK_SIZE), b""):
+            self._out.append(chunk)
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` and close stdin (a program that exited is seen by :meth:`finish`)."""
+        stdin = self._child.proc.stdin
+        assert stdin is not None
+        with suppress(BrokenPipeError):
+            if data:
+                _write_all(stdin, data)
+            stdin.close()
+
+    def finish(self, data: bytes = b"", *, check: bool = True) -> Completed:
+        """Send ``data`` (see :meth:`send`), wait for the exit and return the output."""
+        if not self.done:
+            self.send(data)
+        self.done = True
+        self._reader.join()
+        code = self._child.reap(timeout=None)
+        stderr = self._child.stderr()
+        if check and code != 0:
+            raise self._error(self._child.cmd.argv, code, stderr)
+        return Completed(code, b"".join(self._out), stderr)
+
+    def kill(self) -> None:
+        if not self.done:
+            self.done = True
+            _kill_quietly(self._child.proc)
+            self._reader.join()  # ends with the program: its stdout closes
+            self._child.kill()
+
+
+@contextmanager
+def started(
+    cmd: Command, *, first: bytes = b"", error: type[ProcessError] = ProcessError
+) -> Iterator[Started]:
+    """Start ``cmd`` now (on this thread, which must also finish it) and finish it later.
+
+    Leaving the block without :meth:`Started.finish` kills it.
+    """
+    logger.debug("start %s", cmd.argv)
+    with _materialise(cmd, error) as launch:
+        child = _Child(cmd, launch, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        handle = Started(child, error)
+        try:
+            if first:
+                assert child.proc.stdin is not None
+                with suppress(BrokenPipeError):
+                    _write_all(child.proc.stdin, first)
+            yield handle
+        finally:
+            handle.kill()

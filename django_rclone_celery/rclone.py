@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +70,45 @@ def _files_from(files: Iterable[str] | None) -> tuple[bytes | None, list[str]]:
     ]
 
 
+def lsjson_args(path: str, *, recursive: bool, modtime: bool, dirs: bool) -> list[str]:
+    args = ["lsjson", path] if dirs else ["lsjson", path, "--files-only"]
+    if recursive:
+        args.append("--recursive")
+    if not modtime:
+        args += ["--no-modtime", "--no-mimetype"]
+    return args
+
+
+def entries(listed: bytes | RcloneError) -> list[Entry]:
+    """``lsjson``'s output, or its failure: a missing directory lists as empty."""
+    if isinstance(listed, RcloneError):
+        if listed.not_found or "directory not found" in listed.stderr:
+            return []
+        raise listed
+    return [Entry.from_json(item) for item in json.loads(listed or b"[]")]
+
+
+# The lists ``--differ`` and friends write, by ``--combined`` mark (see Rclone.changes).
+_REPORTS = {"+": "missing-on-dst", "*": "differ", "-": "missing-on-src", "!": "error"}
+
+
+def report_args(lists: str) -> list[str]:
+    """Flags making a sync or copy write what differed into the directory ``lists``.
+
+    One attempt: a retried pass would repeat its lines.
+    """
+    names = [arg for mark, name in _REPORTS.items() for arg in (f"--{name}", f"{lists}/{mark}")]
+    return [*names, "--retries", "1"]
+
+
+def read_report(lists: str) -> list[tuple[str, str]]:
+    marks = []
+    for mark in _REPORTS:
+        text = Path(lists, mark).read_bytes().decode("utf-8", "surrogateescape")
+        marks += [(mark, line) for line in text.split("\n") if line]
+    return marks
+
+
 class Rclone:
     """Builds rclone commands from settings and runs them through the gateway."""
 
@@ -108,18 +148,11 @@ class Rclone:
 
         ``modtime=False`` skips modification times (on S3 each one costs a request).
         """
-        args = ["lsjson", path] if dirs else ["lsjson", path, "--files-only"]
-        if recursive:
-            args.append("--recursive")
-        if not modtime:
-            args += ["--no-modtime", "--no-mimetype"]
         try:
-            raw = self._run(*args)
+            raw = self._run(*lsjson_args(path, recursive=recursive, modtime=modtime, dirs=dirs))
         except RcloneError as exc:
-            if exc.not_found or "directory not found" in exc.stderr:
-                return []
-            raise
-        return [Entry.from_json(item) for item in json.loads(raw or b"[]")]
+            return entries(exc)
+        return entries(raw)
 
     def sizes(self, path: str, files: Iterable[str] | None = None) -> dict[str, int]:
         """Every file under ``path`` (recursive; or only ``files``) with its size.
@@ -217,14 +250,12 @@ class Rclone:
         without the ``=`` lines: listing every unchanged file costs rclone about a third
         more CPU on a tree where little changed."""
         with TemporaryDirectory(prefix="drc-rclone-") as lists:
-            names = {"+": "missing-on-dst", "*": "differ", "-": "missing-on-src", "!": "error"}
-            args = [arg for mark, name in names.items() for arg in (f"--{name}", f"{lists}/{mark}")]
-            self._run(verb, src, dst, *extra, *args, "--retries", "1")
-            marks = []
-            for mark in names:
-                text = Path(lists, mark).read_bytes().decode("utf-8", "surrogateescape")
-                marks += [(mark, line) for line in text.split("\n") if line]
-        return marks
+            self._run(verb, src, dst, *extra, *report_args(lists))
+            return read_report(lists)
+
+    def start(self, *args: str, first: bytes = b"") -> AbstractContextManager[process.Started]:
+        """``rclone args`` started now and finished later (see :func:`process.started`)."""
+        return process.started(self.command(*args), first=first, error=RcloneError)
 
     def version(self) -> str:
         first = self._run("version").decode("utf-8", "replace").splitlines()

@@ -21,7 +21,7 @@ from .exceptions import ConfigurationError, InvalidArguments
 from .values import max_delete_problem
 
 TASK_PREFIX = "django_rclone_celery."
-MEDIA_LOCK = "media"  # the lease shared by media backup and restore
+MEDIA_LOCK = "media"  # the lease shared by media backup, restore and cleanup
 
 Check = Callable[[Any], str | None]  # a problem, or None if the value is fine
 
@@ -206,6 +206,13 @@ OPERATIONS: tuple[OperationSpec, ...] = (
         "django_rclone_celery.operations.media:restore_media",
         {"at": _optional(_text), "allow_empty": _flag, "max_delete": _optional(_max_delete)},
         at_most_once=True,
+        media=True,
+    ),
+    OperationSpec(
+        "media_cleanup",
+        "cleanup of old media points",
+        "django_rclone_celery.operations.media:cleanup_media",
+        {"keep": _optional(_positive_int)},
         media=True,
     ),
     OperationSpec(

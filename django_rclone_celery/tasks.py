@@ -205,6 +205,18 @@ def media_restore(
     return run_task(self, "media_restore", _args(locals()))
 
 
+@shared_task(bind=True, base=OperationTask, name="django_rclone_celery.media_cleanup")
+def media_cleanup(
+    self: Task,  # type: ignore[type-arg]
+    *,
+    keep: int | None = None,
+    slot: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Drop the media points no retention rule keeps; see ``cleanup_media``."""
+    return run_task(self, "media_cleanup", _args(locals()))
+
+
 # -- pgclone: recorded and locked under the alias the config resolves to -------
 
 

@@ -1,14 +1,16 @@
-"""The first hour, from a fresh virtualenv: install, the getting-started code, a Redis worker.
+"""The first hour, from a fresh virtualenv: install, the demo, the getting-started code, a worker.
 
 A new virtualenv gets the package with only its documented extra
-(``[postgres]``) and none of the test tools; a new project is written from the
+(``[postgres]``) and none of the test tools; it runs the clone's demo as the
+page shows it (``python example_project/manage.py demo``) on a PATH holding only
+that virtualenv, so no sqlite3 tool; then a new project is written from the
 code blocks of ``docs/getting-started.md`` exactly as they appear there (only
 the Redis address is moved to this test's own, and ``REMOTE`` to the crypt
 remote of ``docs/storage.md``, configured by its own ``export`` lines, over
 moto's S3 server); a real ``celery worker`` from that virtualenv, on a
 throwaway Redis, runs a backup handed to it with ``dbbackup --wait``, then the
 nightly schedule's task as beat would send it. pip reuses its cache; the whole
-test takes about a minute, most of it ``pip install``.
+test takes a minute or two, most of it ``pip install`` and the demo.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +104,10 @@ def test_first_hour_from_a_fresh_virtualenv(
         and not k.startswith(("DRC_", "RCLONE_CONFIG_VAULT"))
     }
     env.update(crypt_remote_env())  # and moto_s3's RCLONE_CONFIG_MOTO_*, from os.environ
+    [demo_line] = [
+        c.strip() for lang, _, c in doc_blocks() if lang == "bash" and "manage.py demo" in c
+    ]
+    assert demo_line == "python example_project/manage.py demo"
     s3 = moto_s3.client()
     s3.create_bucket(Bucket=BUCKET)
     venv = tmp_path / "venv"
@@ -117,6 +124,23 @@ def test_first_hour_from_a_fresh_virtualenv(
     for tool in ("pytest", "moto", "psutil"):  # nothing the tests install came along
         probe = subprocess.run([python, "-c", f"import {tool}"], env=env, capture_output=True)
         assert probe.returncode != 0, f"{tool} is installed in the fresh virtualenv"
+
+    # First, the demo of the clone, as the page runs it, on a PATH with the fresh
+    # virtualenv and nothing else: no sqlite3 tool, no system Python packages.
+    bare_path = str(venv / "bin")
+    assert shutil.which("sqlite3", path=bare_path) is None
+    demo = subprocess.run(
+        [python, "example_project/manage.py", *shlex.split(demo_line)[2:], "--timeout", "180"],
+        cwd=ROOT,
+        env={**env, "PATH": bare_path, "BOOKSHOP_VAR": str(tmp_path / "demo")},
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "database: sqlite3" in demo.stdout
+    assert "every row and every media file is back, byte for byte" in demo.stdout
+    assert demo.stdout.rstrip().endswith("Demo finished: every step succeeded.")
 
     # The project, from the page's code blocks.
     project = tmp_path / "project"

@@ -133,6 +133,11 @@ class Connector(ABC):
     @abstractmethod
     def staging(self) -> Staging: ...
 
+    def missing_tools(self) -> list[str]:
+        """The dump and restore tools not found on this host (system check W003)."""
+        tools = sorted({self.dump_tool, self.restore_tool})
+        return [tool for tool in tools if process.find_program(tool) is None]
+
     def tool_versions(self) -> dict[str, str]:
         versions = {}
         for tool in {self.dump_tool, self.restore_tool}:

@@ -1,16 +1,23 @@
-"""SQLite: ``sqlite3 .dump`` / ``sqlite3`` into a temp file, then an atomic rename."""
+"""SQLite: ``sqlite3 .dump`` / ``sqlite3`` into a temp file, then an atomic rename.
+
+Without the ``sqlite3`` tool on this host, :mod:`..sqlite_shell` (Python's own
+``sqlite3`` module, run as a program) writes and reads the same dump.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 from ..completeness import SqliteDump
 from ..exceptions import ConfigurationError, RestoreError
-from ..process import Command
+from ..process import Command, find_program
 from .base import Connector, Inventory, Staging
+
+_PYTHON_SHELL = (sys.executable, "-m", "django_rclone_celery.sqlite_shell")
 
 
 class SqliteConnector(Connector):
@@ -37,8 +44,19 @@ class SqliteConnector(Connector):
         # .timeout: wait for a writer's lock instead of dumping a failed read;
         # .dump reads in one transaction, so the dump is one consistent snapshot.
         # Past the bound sqlite3 still exits 0: SqliteDump reads its ERROR line.
-        wait = f".timeout {self.lock_timeout * 1000}"
-        return Command(argv=(self.dump_tool, "-readonly", "-cmd", wait, self._path(), ".dump"))
+        wait = self.lock_timeout * 1000
+        if not self.has_shell():
+            return Command(argv=(*_PYTHON_SHELL, "dump", self._path(), str(wait)))
+        return Command(
+            argv=(self.dump_tool, "-readonly", "-cmd", f".timeout {wait}", self._path(), ".dump")
+        )
+
+    def has_shell(self) -> bool:
+        """Whether the ``sqlite3`` tool is here (else Python's module stands in for it)."""
+        return find_program(self.dump_tool) is not None
+
+    def missing_tools(self) -> list[str]:
+        return []  # Python's module stands in for a missing sqlite3
 
     def stream_check(self, *, dumping: bool = False, counting: bool = False) -> SqliteDump:
         # A lock error in a stored backup says nothing about today's setting.
@@ -46,6 +64,8 @@ class SqliteConnector(Connector):
 
     def restore_command(self, target: str) -> Command:
         # -bail stops at the first error and exits non-zero.
+        if not self.has_shell():
+            return Command(argv=(*_PYTHON_SHELL, "restore", target))
         return Command(argv=(self.restore_tool, "-bail", target))
 
     def row_counts(self) -> dict[str, int]:

@@ -11,9 +11,10 @@ A restore plans with ``--dry-run`` and changes only the planned files. A
 backup's report comes from its ``rclone copy``, which deletes nothing and
 moves what it replaces into a version folder; the deletions follow, as moves
 into the same folder, only if the guards allow them. One pass over the tree
-instead of two keeps a backup within 1.3x of a bare ``rclone sync`` (see
-``bench/media.py``). The new state is then recorded as a point (see
-:mod:`media_history`), so every kept point can be restored exactly.
+instead of two, with the other rclone processes started during it (see
+:func:`_sync`), keeps a backup near a bare ``rclone sync`` (``bench/media.py``).
+The new state is then recorded as a point (see :mod:`media_history`), so every
+kept point can be restored exactly.
 """
 
 from __future__ import annotations
@@ -23,21 +24,23 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import AbstractContextManager, ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 from django.conf import settings as django_settings
 
 from .. import media_history, retention, signals
 from ..conf import Settings, get_settings, max_delete_limit
-from ..exceptions import ConfigurationError, InvalidBackup, SyncRefused
+from ..exceptions import ConfigurationError, InvalidBackup, RcloneError, SyncRefused
 from ..media_history import Point
-from ..rclone import Entry, Rclone, join
+from ..process import Started
+from ..rclone import Entry, Rclone, entries, join, lsjson_args, read_report, report_args
 from ..results import MediaCleanupResult, MediaPointInfo, MediaResult
 from .run import ProgressCallback, Run
 
@@ -221,6 +224,11 @@ def _walk(root: str, since: float) -> tuple[dict[str, int], set[str]]:
     return sizes, recent
 
 
+def _walk_and_encode(root: str, since: float) -> tuple[dict[str, int], set[str], str]:
+    sizes, recent = _walk(root, since)
+    return sizes, recent, media_history.encode_files(sizes)
+
+
 def _marks(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = defaultdict(list)
     for mark, path in pairs:
@@ -266,20 +274,127 @@ def plan_backup(
     return plan
 
 
-def _unchanged_point(plan: MediaPlan, history: list[Entry]) -> Point | None:
-    """The latest point, if it already describes the media exactly.
+def _unchanged_point(state: Point, history: list[Entry]) -> Point | None:
+    """The latest point, if it already describes ``state`` (the media's files and bytes).
 
-    True when the sync changes nothing, no run synced after the point without
-    recording one (its version folder would be newer), and files and bytes match.
+    Only when no run synced after the point without recording one (its version
+    folder would be newer). The caller makes sure the sync changed nothing.
     """
     latest = media_history.points(e.name for e in history if not e.is_dir)
     folders = [e.name for e in history if e.is_dir and media_history.STAMP.fullmatch(e.name)]
     if not latest or any(name > latest[0].name for name in folders):
         return None
-    size = sum(max(s, 0) for s in plan.files.values())
-    if (latest[0].files, latest[0].size) != (len(plan.files), size):
+    if (latest[0].files, latest[0].size) != (state.files, state.size):
         return None
     return latest[0]
+
+
+def _sync(
+    rclone: Rclone,
+    root: str,
+    destination: str,
+    allow_empty: bool,
+    max_delete: MaxDelete,
+    settings: Settings,
+) -> tuple[MediaPlan, Point]:
+    """Copy, decide the guards, move the deletions aside and record the point.
+
+    Every rclone start costs about as much as comparing thousands of files, so
+    the starts overlap the copy: the history listing runs beside it, and the
+    point's upload and the move of the deletions are started while it runs
+    and wait on their input. They get it only once the guards allow; refused,
+    they are killed before reading any (see :class:`process.Started`).
+    """
+    history = history_dir(settings)
+    name = media_history.stamp(datetime.now(timezone.utc))
+    versions = join(history, name)
+    fast = _walk_is_rclones_view(settings)
+    with ExitStack() as later, TemporaryDirectory(prefix="drc-media-") as lists:
+        listing = later.enter_context(
+            rclone.start(*lsjson_args(history, recursive=False, modtime=False, dirs=True))
+        )
+        started = time.time()
+        copy_args = ("copy", root, destination, "--backup-dir", versions)
+        upload: tuple[str, Started] | None = None
+        mover: Started | None = None
+        if fast:
+            copy = later.enter_context(rclone.start(*copy_args, *report_args(lists)))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # The walk, and the record's file list, while rclone copies.
+                known, recent, encoded = pool.submit(_walk_and_encode, root, started).result()
+            entries_ = _finish_listing(listing)
+            guess = _point(name, known)
+            if _unchanged_point(guess, entries_) is None:  # changes likely: get them ready
+                upload = (
+                    guess.record,
+                    later.enter_context(rclone.start("rcat", join(history, guess.record))),
+                )
+                mover = later.enter_context(_start_mover(rclone, destination, versions))
+            copy.finish()
+            marks = _marks(read_report(lists))
+            marks["="] = _unchanged(rclone, destination, marks, known, recent)
+        else:
+            # Copy first: it deletes nothing, and what it replaces goes to the version folder.
+            known, recent, encoded = {}, set(), ""
+            marks = _marks(rclone.changes(*copy_args, dry_run=False))
+            entries_ = _finish_listing(listing)
+        plan = _backup_plan(root, destination, marks, known)
+        try:
+            _guard(plan, allow_empty, max_delete, settings)
+        except SyncRefused as exc:
+            if plan.copy or plan.replace:
+                raise SyncRefused(
+                    f"{exc} The {len(plan.copy)} new and {len(plan.replace)} changed files "
+                    "were uploaded (the replaced versions are kept)."
+                ) from exc
+            raise
+        point = None if plan.changes else _unchanged_point(_point(name, plan.files), entries_)
+        if point is not None:
+            return plan, point
+        # As walked (and no size taken from the mirror since): the file list is encoded.
+        same = fast and not recent and plan.files == known
+        point = guess if same else _point(name, plan.files)
+        if upload is None or upload[0] != point.record:
+            upload = (
+                point.record,
+                later.enter_context(rclone.start("rcat", join(history, point.record))),
+            )
+        if mover is None and plan.delete:
+            mover = later.enter_context(_start_mover(rclone, destination, versions))
+        # Deleted from the mirror by moving them beside what the copy replaced.
+        # The point may be written meanwhile (after the copy, never before):
+        # it does not list them, and until they move the mirror still has
+        # them for the older points.
+        if mover is not None:
+            mover.send("".join(f"{p}\n" for p in plan.delete).encode("utf-8", "surrogateescape"))
+        record = media_history.encode(plan.files, _counts(plan), encoded=encoded if same else None)
+        upload[1].finish(record)
+        if mover is not None:
+            mover.finish()
+    return plan, point
+
+
+def _point(name: str, files: dict[str, int]) -> Point:
+    return Point(
+        name=name,
+        created=media_history.parse_stamp(name),
+        files=len(files),
+        size=sum(max(s, 0) for s in files.values()),
+    )
+
+
+def _finish_listing(listing: Started) -> list[Entry]:
+    try:
+        return entries(listing.finish().stdout)
+    except RcloneError as exc:
+        return entries(exc)
+
+
+def _start_mover(rclone: Rclone, mirror: str, versions: str) -> AbstractContextManager[Started]:
+    """``rclone move`` of a list it reads from stdin, which starts with a name no file
+    has: should we die before the real list, rclone moves nothing."""
+    never = f".drc-no-such-file-{uuid.uuid4().hex}\n".encode()
+    return rclone.start("move", mirror, versions, "--files-from-raw", "-", first=never)
 
 
 def backup_media(
@@ -300,53 +415,11 @@ def backup_media(
     root = _local_root()
     run = Run.start("media_backup", None, run_id, progress)
     destination = media_dir(settings)
-    history = history_dir(settings)
     signals.pre_media_backup.send(sender="media_backup", run_id=run.run_id)
-    rclone = Rclone(settings)
     with run.stage("sync"):
-        name = media_history.stamp(datetime.now(timezone.utc))
-        versions = join(history, name)
         if not allow_empty and not _any_file(root):
             raise SyncRefused(_empty_message(root, destination, None))
-        fast = _walk_is_rclones_view(settings)
-        started = time.time()
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            walked = pool.submit(_walk, root, started)
-            # Copy first: it deletes nothing, and what it replaces goes to the version folder.
-            copy = rclone.differences if fast else partial(rclone.changes, dry_run=False)
-            marks = _marks(copy("copy", root, destination, "--backup-dir", versions))
-            known, recent = walked.result()
-            if fast:
-                marks["="] = _unchanged(rclone, destination, marks, known, recent)
-            plan = _backup_plan(root, destination, marks, known)
-        try:
-            _guard(plan, allow_empty, max_delete, settings)
-        except SyncRefused as exc:
-            if plan.copy or plan.replace:
-                raise SyncRefused(
-                    f"{exc} The {len(plan.copy)} new and {len(plan.replace)} changed files "
-                    "were uploaded (the replaced versions are kept)."
-                ) from exc
-            raise
-        point = None
-        if not plan.changes:
-            point = _unchanged_point(plan, rclone.lsjson(history, modtime=False, dirs=True))
-        if point is None:
-            point = Point(
-                name=name,
-                created=media_history.parse_stamp(name),
-                files=len(plan.files),
-                size=sum(max(s, 0) for s in plan.files.values()),
-            )
-            record = media_history.encode(plan.files, _counts(plan))
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # Deleted from the mirror by moving them beside what the copy replaced.
-                # The point may be written meanwhile (after the copy, never before):
-                # it does not list them, and until they move the mirror still has
-                # them for the older points.
-                moved = pool.submit(rclone.transfer, "move", destination, versions, plan.delete)
-                rclone.put_bytes(join(history, point.record), record)
-                moved.result()
+        plan, point = _sync(Rclone(settings), root, destination, allow_empty, max_delete, settings)
     logger.info(
         "media backup: %d copied, %d replaced, %d deleted, %d bytes; point %s",
         len(plan.copy),

@@ -35,17 +35,15 @@ class Command(SeveralDatabasesCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         queued = options["enqueue"] or options["wait"]
+        if options["dry_run"] and queued:
+            raise CommandError("--dry-run runs here only: leave out --enqueue/--wait")
         if options["media"]:
             if options["database"] or options["all_databases"]:
                 raise CommandError("--media cleans media points: leave out -d/--all")
-            if queued:
-                # No task cleans media alone: media_backup(clean=True) does it on schedule.
-                raise CommandError("--media runs here only: leave out --enqueue/--wait")
-            self._media(options)
+            if not self.hand_off(options, operation="media_cleanup"):
+                self._media(options)
             return
         aliases = self.aliases(options)
-        if options["dry_run"] and queued:
-            raise CommandError("--dry-run runs here only: leave out --enqueue/--wait")
         if len(aliases) > 1 or options["all_databases"]:
             self._several(options, aliases)
             return
@@ -81,7 +79,10 @@ class Command(SeveralDatabasesCommand):
             self._report(result, f"backups of {alias}", f"backups of {alias}")
 
     def _media(self, options: dict[str, Any]) -> None:
-        result = self.run_operation(cleanup_media, dry_run=options["dry_run"])
+        if options["dry_run"]:  # reads only: no lease, no ledger row
+            result = self.run_operation(cleanup_media, dry_run=True)
+        else:  # under the media lease: never beside a media backup or restore
+            result = self.run_guarded("media_cleanup")
         if options["json"]:
             self.emit(result, "", options)
             return
