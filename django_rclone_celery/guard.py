@@ -456,7 +456,7 @@ def run_task(task: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         _refuse(name, kwargs, task_id, getattr(request, "periodic_task_name", None), exc)
         raise
     if "databases" in the_plan.kwargs:  # multidb (#19.1): one task per alias
-        from .many import dispatch
+        from .fanout import dispatch
 
         return dispatch(task, the_plan, getattr(request, "periodic_task_name", None))
     the_slot = ledger.resolve_slot(
