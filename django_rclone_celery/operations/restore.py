@@ -18,11 +18,12 @@ from ..exceptions import (
     RestoreError,
     missing_backup,
 )
-from ..manifest import Manifest
-from ..rclone import Entry, Rclone, join
+from ..floor.catalogue import stat
+from ..floor.manifest import Manifest, check_manifest, read_manifest
+from ..floor.run import ProgressCallback, Run
+from ..rclone import Rclone, join
 from ..results import RestoreResult
 from .catalog import backup_dir, list_backups
-from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -43,7 +44,7 @@ def resolve_backup(
             )
         # Ask the remote first: on bucket remotes ``rclone cat`` of a missing
         # object prints nothing and succeeds, which would restore an empty database.
-        entry = _stat(Rclone(settings), join(backup_dir(settings), name))
+        entry = stat(Rclone(settings), join(backup_dir(settings), name))
         if entry is None:
             raise BackupNotFound(f"backup {input_path!r} does not exist in {backup_dir(settings)}")
         return name, entry.size
@@ -51,26 +52,6 @@ def resolve_backup(
     if not backups:
         raise BackupNotFound(f"no backups of database {database!r} in {backup_dir(settings)}")
     return backups[0].name, backups[0].size
-
-
-def _stat(rclone: Rclone, path: str) -> Entry | None:
-    """The object at ``path``, or None if there is none (``lsjson`` of a file lists it)."""
-    base = path.rpartition("/")[2].rpartition(":")[2]
-    return next((e for e in rclone.lsjson(path) if e.name == base), None)
-
-
-def read_manifest(rclone: Rclone, path: str) -> Manifest | None:
-    manifest_path = path + naming.MANIFEST_SUFFIX
-    try:
-        data = rclone.get_bytes(manifest_path)
-    except RcloneError as exc:
-        if exc.not_found or "not found" in exc.stderr.lower():
-            return None  # a django-rclone backup: no manifest
-        raise
-    if not data and _stat(rclone, manifest_path) is None:
-        # Bucket remotes: ``rclone cat`` of a missing object prints nothing and succeeds.
-        return None
-    return Manifest.from_bytes(data)
 
 
 def _legacy_manifest(connector: Connector, name: str, database: str) -> Manifest:
@@ -90,20 +71,6 @@ def _legacy_manifest(connector: Connector, name: str, database: str) -> Manifest
         connector=connector.dotted_path(),
         compression=compression,
     )
-
-
-def check_manifest(manifest: Manifest, connector: Connector, name: str) -> None:
-    if manifest.format not in ("native", "portable"):
-        raise InvalidBackup(f"{name!r} is in the unknown format {manifest.format!r}")
-    # A portable backup is JSON through the models: any engine can load it.
-    if manifest.format == "native" and manifest.vendor != connector.vendor:
-        raise InvalidBackup(
-            f"{name!r} is a {manifest.vendor} backup; database {connector.alias!r} "
-            f"is {connector.vendor}: refusing to restore across engines "
-            "(only a portable backup can go across engines)"
-        )
-    if manifest.compression not in ("zstd", "native", "none"):
-        raise InvalidBackup(f"{name!r} uses unknown compression {manifest.compression!r}")
 
 
 @dataclass(frozen=True)

@@ -45,12 +45,12 @@ from ..exceptions import (
     RestoreError,
     missing_backup,
 )
-from ..manifest import Manifest
+from ..floor.manifest import Manifest
+from ..floor.run import ProgressCallback, Run
 from ..process import CHUNK_SIZE, Command
 from ..rclone import Rclone
 from ..results import VerifyResult
 from .restore import load_staged, select_backup
-from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
 

@@ -29,8 +29,8 @@ from ..exceptions import (
     RcloneError,
     RestoreError,
 )
-from ..operations.restore import check_manifest, read_manifest
-from ..operations.run import ProgressCallback, Run
+from ..floor.manifest import check_manifest, read_manifest
+from ..floor.run import ProgressCallback, Run
 from ..rclone import Rclone, join
 from . import keys
 from .conf import get_pgclone_settings, require, resolve
