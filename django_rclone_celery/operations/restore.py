@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 
 from .. import naming, process, signals
 from ..compression import ZSTD_SUFFIX, chain, decompressor
 from ..conf import Compression, Settings, get_settings
-from ..connectors import Connector, Staging, get_connector
+from ..connectors import Connector, get_connector
 from ..exceptions import (
     BackupNotFound,
     InvalidBackup,
@@ -21,11 +20,10 @@ from ..exceptions import (
 from ..floor.catalogue import stat
 from ..floor.manifest import Manifest, check_manifest, read_manifest
 from ..floor.run import ProgressCallback, Run
+from ..floor.staging import StagingSession
 from ..rclone import Rclone, join
 from ..results import RestoreResult
 from .catalog import backup_dir, list_backups
-
-logger = logging.getLogger("django_rclone_celery")
 
 
 def resolve_backup(
@@ -200,56 +198,45 @@ def _restore_portable(
 
 
 def load_staged(
-    run: Run,
+    session: StagingSession,
     rclone: Rclone,
     connector: Connector,
     path: str,
     name: str,
     manifest: Manifest,
     size: int | None,
-) -> tuple[Staging, int]:
-    """Stream the backup into the connector's staged copy and check that copy.
+) -> int:
+    """Stream the backup into the session's staged copy and check that copy.
 
-    Returns the staging, for the caller to ``swap`` or ``discard``, and the
-    bytes read. On any failure the staged copy is dropped and the error
-    propagates as it was raised.
+    Returns the bytes read. A failure propagates as it was raised; leaving
+    the session's block with it drops the staged copy.
     """
-    staging = connector.staging()
-    prepared = False
+    run = session.run
     # The same completeness check as the backup's, on the decoded stream, with
     # or without a manifest: a dump that did not end is never swapped in, and
     # the restore tool is killed before it sees the end of its input.
     check = connector.stream_check()
-    try:
-        with run.stage("prepare"):
-            staging.prepare()
-        prepared = True
-        with run.stage("restore", bytes_total=manifest.size or size):
-            stats = process.pipe(
-                rclone.cat(path),
-                connector.restore_command(staging.target),
-                # The script filter also fixes backups written before it existed.
-                transform=chain(
-                    decompressor(manifest.compression),  # type: ignore[arg-type]
-                    connector.script_filter(),
-                ),
-                digest="source",
-                progress=run.byte_counter(manifest.size or size),
-                source_error=RcloneError,
-                tap=check.feed if check else None,
-                tap_side="sink",
-                before_end=partial(check.check, f"backup {name!r}") if check else None,
-            )
-            if manifest.sha256 and stats.sha256 != manifest.sha256:
-                raise InvalidBackup(
-                    f"{name!r} is corrupt: its checksum does not match its manifest"
-                )
-        with run.stage("check"):
-            staging.check()
-    except BaseException:
-        _discard(staging, prepared=prepared)
-        raise
-    return staging, stats.bytes_in
+    session.prepare()
+    with run.stage("restore", bytes_total=manifest.size or size):
+        stats = process.pipe(
+            rclone.cat(path),
+            connector.restore_command(session.target),
+            # The script filter also fixes backups written before it existed.
+            transform=chain(
+                decompressor(manifest.compression),  # type: ignore[arg-type]
+                connector.script_filter(),
+            ),
+            digest="source",
+            progress=run.byte_counter(manifest.size or size),
+            source_error=RcloneError,
+            tap=check.feed if check else None,
+            tap_side="sink",
+            before_end=partial(check.check, f"backup {name!r}") if check else None,
+        )
+        if manifest.sha256 and stats.sha256 != manifest.sha256:
+            raise InvalidBackup(f"{name!r} is corrupt: its checksum does not match its manifest")
+    session.check()
+    return stats.bytes_in
 
 
 def _restore_native(
@@ -262,31 +249,14 @@ def _restore_native(
     size: int | None,
 ) -> int:
     """Stream into the connector's staged copy, check it, then swap it in."""
-    try:
-        with missing_backup(name):
-            staging, read = load_staged(run, rclone, connector, path, name, manifest, size)
-    except (BackupNotFound, ProcessError, InvalidBackup, RestoreError):
-        raise
-    except Exception as exc:
-        raise RestoreError(
-            f"restore of {connector.alias!r} failed; the live database was not changed: {exc}"
-        ) from exc
-    try:
-        with run.stage("swap"):
-            staging.swap()
-    except BaseException:
-        _discard(staging)
-        raise
+    with StagingSession(run, connector.staging()) as session:  # swaps as the block ends
+        try:
+            with missing_backup(name):
+                read = load_staged(session, rclone, connector, path, name, manifest, size)
+        except (BackupNotFound, ProcessError, InvalidBackup, RestoreError):
+            raise
+        except Exception as exc:
+            raise RestoreError(
+                f"restore of {connector.alias!r} failed; the live database was not changed: {exc}"
+            ) from exc
     return read
-
-
-def _discard(staging: Staging, *, prepared: bool = True) -> None:
-    try:
-        staging.discard()
-    except Exception as exc:
-        if prepared:
-            logger.warning("could not clean up the staged restore", exc_info=True)
-        else:
-            # Preparing failed, most often for the same reason (server down, login
-            # refused): the caller's error says it; a traceback here would only bury it.
-            logger.debug("nothing staged to clean up: %s", exc, exc_info=True)
