@@ -118,7 +118,7 @@ class Transform(Protocol):
 class PipeStats:
     bytes_in: int
     bytes_out: int
-    sha256: str  # of the side chosen by ``digest``
+    sha256: str  # of the side chosen by ``digest`` ("" if none was)
     source_stderr: str
     sink_stderr: str
 
@@ -444,7 +444,7 @@ def pipe(
     sink: Command,
     *,
     transform: Transform | None = None,
-    digest: Literal["source", "sink"] = "sink",
+    digest: Literal["source", "sink"] | None = "sink",
     progress: Callable[[int], None] | None = None,
     timeout: float | None = None,
     source_error: type[ProcessError] = ProcessError,
@@ -459,6 +459,7 @@ def pipe(
     fails, both are killed (the sink before its stdin closes, so a restore
     tool never sees a clean end of a truncated stream) and the failing side's
     error is raised. ``progress`` is called with the source bytes read so far.
+    ``digest=None`` hashes neither side (the caller's own tap does).
     ``tap`` sees every byte of the ``tap_side`` (a completeness check), in
     order; ``before_end`` runs once the source ended well and before the
     sink's stdin closes: if it raises, the sink is killed instead, so an

@@ -115,6 +115,17 @@ def test_pipe_taps_each_side_once(tmp_path: object, digest: str) -> None:
     assert stats.sha256 == hashlib.sha256(hashed).hexdigest()
 
 
+def test_a_pipe_left_to_its_callers_tap_hashes_nothing(tmp_path: object) -> None:
+    """pgclone restore hashes through its own tap (it outlives a pg_restore failure)."""
+    out = os.path.join(str(tmp_path), "out.bin")
+    tap = Tap()
+    stats = process.pipe(_cat(1_000_003), _sink(out), transform=tap, digest=None)
+    assert stats.sha256 == ""
+    assert (stats.bytes_in, stats.bytes_out, tap.size) == (1_000_003,) * 3
+    assert tap.ended
+    assert tap.sha256 == hashlib.sha256(_pattern(1_000_003)).hexdigest()
+
+
 def test_pipe_into_hashes_and_counts_what_it_wrote(tmp_path: object) -> None:
     out = os.path.join(str(tmp_path), "out.bin")
     stats = process.pipe_into(_sink(out), lambda: iter(PIECES))

@@ -86,6 +86,7 @@ def _pg_restore(
             rclone.cat(path),
             connector.restore_command(target, exit_on_error=False),
             transform=digest,
+            digest=None,  # hashed once, by the tap, which outlives a pg_restore failure
             progress=run.byte_counter(),
             source_error=RcloneError,
             sink_error=PgRestoreFailed,
