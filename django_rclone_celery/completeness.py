@@ -37,10 +37,9 @@ class StreamCheck:
 
     def __init__(self) -> None:
         self.tail = b""
-        self.size = 0
 
     def feed(self, data: memoryview | bytes) -> None:
-        self.size += len(data)
+        # Bytes are hashed and counted by the stream's tap (floor/tap.py), not here.
         if len(data) >= TAIL_KEEP:
             self.tail = bytes(data[-TAIL_KEEP:])
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .connectors.base import Connector, Inventory
-from .manifest import Manifest
+from .floor.manifest import Manifest
 
 SHOWN = 10  # names listed per line; the rest are counted
 

@@ -45,9 +45,9 @@ from .exceptions import (
     OperationBusy,
     RcloneError,
 )
+from .floor.run import Progress
 from .locks import FileLease, Heartbeat, Lease, lease
 from .models import BackupRun, Status
-from .operations.run import Progress
 from .process import Cancel, cancellable
 
 logger = logging.getLogger("django_rclone_celery")

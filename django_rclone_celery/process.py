@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextvars
 import ctypes
-import hashlib
 import logging
 import os
 import shutil
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import IO, Literal, Protocol
 
 from .exceptions import ProcessError
+from .floor.tap import Tap
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Transform(Protocol):
 class PipeStats:
     bytes_in: int
     bytes_out: int
-    sha256: str  # of the side chosen by ``digest``
+    sha256: str  # of the side chosen by ``digest`` ("" if none was)
     source_stderr: str
     sink_stderr: str
 
@@ -444,7 +444,7 @@ def pipe(
     sink: Command,
     *,
     transform: Transform | None = None,
-    digest: Literal["source", "sink"] = "sink",
+    digest: Literal["source", "sink"] | None = "sink",
     progress: Callable[[int], None] | None = None,
     timeout: float | None = None,
     source_error: type[ProcessError] = ProcessError,
@@ -459,13 +459,16 @@ def pipe(
     fails, both are killed (the sink before its stdin closes, so a restore
     tool never sees a clean end of a truncated stream) and the failing side's
     error is raised. ``progress`` is called with the source bytes read so far.
+    ``digest=None`` hashes neither side (the caller's own tap does).
     ``tap`` sees every byte of the ``tap_side`` (a completeness check), in
     order; ``before_end`` runs once the source ended well and before the
     sink's stdin closes: if it raises, the sink is killed instead, so an
     uploader never finishes an object the check refused.
     """
-    hasher = hashlib.sha256()
-    bytes_in = bytes_out = 0
+    # One tap per side: each counts its bytes, the ``digest`` side hashes them,
+    # the ``tap_side`` one feeds ``tap``.
+    read = Tap(tap if tap_side == "source" else None, hashing=digest == "source")
+    written = Tap(tap if tap_side == "sink" else None, hashing=digest == "sink")
     timed_out = threading.Event()
     logger.debug("pipe %s | %s", source.argv, sink.argv)
     with (
@@ -506,25 +509,17 @@ def pipe(
                 if not size:
                     break
                 chunk = view[:size]
-                bytes_in += size
-                if digest == "source":
-                    hasher.update(chunk)
-                if tap and tap_side == "source":
-                    tap(chunk)
+                read.feed(chunk)
                 out = transform.feed(chunk) if transform else chunk
                 if out:
-                    if digest == "sink":
-                        hasher.update(out)
-                    if tap and tap_side == "sink":
-                        tap(memoryview(out))
-                    bytes_out += len(out)
+                    written.feed(out)
                     try:
                         _write_all(writer, out)
                     except BrokenPipeError:
                         sink_broke = True
                         break
                 if progress:
-                    progress(bytes_in)
+                    progress(read.size)
             if timed_out.is_set():
                 raise source_error(source.argv, None, f"timed out after {timeout} s")
             if sink_broke:
@@ -537,14 +532,11 @@ def pipe(
                 snk.kill()
                 raise source_error(source.argv, src_code, src.stderr())
             tail = transform.finish() if transform else b""
-            if tail and tap and tap_side == "sink":
-                tap(memoryview(tail))
+            if tail:
+                written.feed(tail)
             if before_end:
                 before_end()
             if tail:
-                if digest == "sink":
-                    hasher.update(tail)
-                bytes_out += len(tail)
                 # A broken pipe here is reported through the sink's exit status.
                 with suppress(BrokenPipeError):
                     _write_all(writer, tail)
@@ -554,7 +546,8 @@ def pipe(
             if snk_code != 0:
                 raise sink_error(sink.argv, snk_code, snk.stderr())
             finished = True
-            return PipeStats(bytes_in, bytes_out, hasher.hexdigest(), src.stderr(), snk.stderr())
+            digested = read if digest == "source" else written
+            return PipeStats(read.size, written.size, digested.sha256, src.stderr(), snk.stderr())
         finally:
             if timer:
                 timer.cancel()
@@ -572,8 +565,7 @@ def pipe_into(
     error: type[ProcessError] = ProcessError,
 ) -> PipeStats:
     """Stream bytes produced in Python (e.g. a portable dump) into ``sink``'s stdin."""
-    hasher = hashlib.sha256()
-    total = 0
+    written = Tap()
     with _materialise(sink, error) as launch:
         child = _Child(sink, launch, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         started = time.monotonic()
@@ -581,8 +573,7 @@ def pipe_into(
         try:
             assert child.proc.stdin is not None
             for chunk in chunks():
-                hasher.update(chunk)
-                total += len(chunk)
+                written.feed(chunk)
                 try:
                     _write_all(child.proc.stdin, chunk)
                 except BrokenPipeError:
@@ -593,7 +584,7 @@ def pipe_into(
             if code != 0:
                 raise error(sink.argv, code, child.stderr())
             finished = True
-            return PipeStats(total, total, hasher.hexdigest(), "", child.stderr())
+            return PipeStats(written.size, written.size, written.sha256, "", child.stderr())
         finally:
             if not finished:
                 child.kill()

@@ -78,6 +78,56 @@ def test_adapters_go_through_operations(path: Path) -> None:
         ), f"{_rel(path)} imports {name}"
 
 
+def _absolute(path: Path, name: str) -> str:
+    """``name`` as imported from ``path``, spelled from the package root."""
+    level = len(name) - len(name.lstrip("."))
+    if not level:
+        return name
+    parts = ["django_rclone_celery", *path.relative_to(PACKAGE).parent.parts]
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join([*base, name[level:]]).rstrip(".")
+
+
+# The two verb families stand side by side on the floor (``floor/``): neither
+# imports the other, so either can change without breaking the other.
+FAMILIES = {"pgclone": "operations", "operations": "pgclone"}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in SOURCES if _rel(p).split("/")[0] in FAMILIES], ids=_rel
+)
+def test_verb_families_share_only_the_floor(path: Path) -> None:
+    other = "django_rclone_celery." + FAMILIES[_rel(path).split("/")[0]]
+    for name in _imports(_tree(path)):
+        absolute = _absolute(path, name)
+        where = f"{_rel(path)} imports {name}; share it through django_rclone_celery.floor instead"
+        assert absolute != other, where
+        assert not absolute.startswith(other + "."), where
+
+
+# Below both families: the floor, and the portable format that the floor's tap also serves.
+UNDER_BOTH = ("floor/", "portable/")
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _rel(p).startswith(UNDER_BOTH)], ids=_rel)
+def test_the_floor_stands_under_both_families(path: Path) -> None:
+    for name in _imports(_tree(path)):
+        absolute = _absolute(path, name)
+        for family in FAMILIES:
+            package = f"django_rclone_celery.{family}"
+            assert absolute != package, f"{_rel(path)} imports {name}"
+            assert not absolute.startswith(package + "."), f"{_rel(path)} imports {name}"
+
+
+def test_family_guard_resolves_relative_imports() -> None:
+    """The guard above would pass vacuously if relative imports were misread."""
+    restore = PACKAGE / "pgclone" / "restore.py"
+    assert _absolute(restore, "..floor.run") == "django_rclone_celery.floor.run"
+    assert _absolute(restore, ".keys") == "django_rclone_celery.pgclone.keys"
+    assert _absolute(restore, "..operations.run.Run") == "django_rclone_celery.operations.run.Run"
+    assert _absolute(PACKAGE / "operations" / "backup.py", "..") == "django_rclone_celery"
+
+
 SIGNAL_NAMES = {
     "pre_db_backup",
     "post_db_backup",
@@ -91,7 +141,7 @@ SIGNAL_NAMES = {
     "post_stage",
     "stage_failed",
 }
-SENDERS = ("operations/", "pgclone/", "portable/")
+SENDERS = ("operations/", "pgclone/", "portable/", "floor/run.py")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=_rel)

@@ -26,7 +26,7 @@ from django_rclone_celery.exceptions import (
     ProcessError,
     RcloneError,
 )
-from django_rclone_celery.manifest import Manifest
+from django_rclone_celery.floor.manifest import Manifest
 from django_rclone_celery.operations import backup_database, list_backups, restore_database
 from tests.conftest import (
     damage,

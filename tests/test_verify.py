@@ -469,7 +469,7 @@ def test_no_trial_restore_where_the_restore_tool_writes_in_place() -> None:
     """MongoDB has no staged copy: a trial restore would write into the live database."""
     from django_rclone_celery.connectors.mongodb import MongoConnector
     from django_rclone_celery.connectors.postgresql import PostgresConnector
-    from django_rclone_celery.manifest import Manifest
+    from django_rclone_celery.floor.manifest import Manifest
     from django_rclone_celery.operations.verify import _why_no_trial
 
     def native(connector: Any) -> Manifest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..floor.run import Progress, ProgressCallback, Run
 from .backup import backup_database
 from .catalog import cleanup_backups, list_backups
 from .media import (
@@ -13,7 +14,6 @@ from .media import (
     restore_media,
 )
 from .restore import restore_database
-from .run import Progress, ProgressCallback, Run
 from .verify import verify_backup
 
 __all__ = [

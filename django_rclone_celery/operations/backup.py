@@ -18,14 +18,15 @@ from ..compression import chain, compressor, suffix
 from ..conf import Compression, Settings, get_settings
 from ..connectors import Connector, get_connector
 from ..exceptions import RcloneError
-from ..manifest import Manifest
+from ..floor.catalogue import sweep_partials
+from ..floor.manifest import Manifest
+from ..floor.publish import publishing
+from ..floor.run import ProgressCallback, Run
 from ..parallel import supports as parallel_supported
 from ..parallel.dump import stream_set
 from ..rclone import Entry, Rclone, join
 from ..results import BackupResult
-from .catalog import backup_dir, cleanup_backups, sweep_partials
-from .publish import publishing
-from .run import ProgressCallback, Run
+from .catalog import backup_dir, cleanup_backups
 
 logger = logging.getLogger("django_rclone_celery")
 

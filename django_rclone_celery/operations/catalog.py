@@ -10,9 +10,10 @@ from django.db import connections
 from .. import naming, retention
 from ..conf import Settings, get_settings
 from ..connectors import check_alias
+from ..floor.catalogue import sweep_partials
+from ..floor.run import ProgressCallback, Run
 from ..rclone import Entry, Rclone, join
 from ..results import BackupInfo, CleanupResult
-from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -66,18 +67,6 @@ def list_backups(
     settings = settings or get_settings()
     directory = backup_dir(settings)
     return _classify(Rclone(settings).lsjson(directory), settings, database, directory)
-
-
-def sweep_partials(
-    rclone: Rclone, directory: str, entries: list[Entry], older_than: timedelta
-) -> list[str]:
-    """Delete partial uploads left by killed runs, once they are surely dead."""
-    cutoff = datetime.now(timezone.utc) - older_than
-    stale = [e.name for e in entries if naming.PARTIAL_MARKER in e.name and e.modified < cutoff]
-    if stale:
-        logger.info("removing %d stale partial uploads", len(stale))
-        rclone.delete_many(directory, stale)
-    return stale
 
 
 def cleanup_backups(

@@ -38,11 +38,11 @@ from django.conf import settings as django_settings
 from .. import media_history, retention, signals
 from ..conf import Settings, get_settings, max_delete_limit
 from ..exceptions import ConfigurationError, InvalidBackup, RcloneError, SyncRefused
+from ..floor.run import ProgressCallback, Run
 from ..media_history import Point
 from ..process import Started
 from ..rclone import Entry, Rclone, entries, join, lsjson_args, read_report, report_args
 from ..results import MediaCleanupResult, MediaPointInfo, MediaResult
-from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
 

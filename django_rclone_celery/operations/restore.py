@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 
 from .. import naming, process, signals
 from ..compression import ZSTD_SUFFIX, chain, decompressor
 from ..conf import Compression, Settings, get_settings
-from ..connectors import Connector, Staging, get_connector
+from ..connectors import Connector, get_connector
 from ..exceptions import (
     BackupNotFound,
     InvalidBackup,
@@ -18,14 +17,14 @@ from ..exceptions import (
     RestoreError,
     missing_backup,
 )
-from ..manifest import Manifest
+from ..floor.catalogue import stat
+from ..floor.manifest import Manifest, check_manifest, read_manifest
+from ..floor.run import ProgressCallback, Run
+from ..floor.staging import StagingSession
 from ..parallel.load import load_parallel
-from ..rclone import Entry, Rclone, join
+from ..rclone import Rclone, join
 from ..results import RestoreResult
 from .catalog import backup_dir, list_backups
-from .run import ProgressCallback, Run
-
-logger = logging.getLogger("django_rclone_celery")
 
 
 def resolve_backup(
@@ -44,7 +43,7 @@ def resolve_backup(
             )
         # Ask the remote first: on bucket remotes ``rclone cat`` of a missing
         # object prints nothing and succeeds, which would restore an empty database.
-        entry = _stat(Rclone(settings), join(backup_dir(settings), name))
+        entry = stat(Rclone(settings), join(backup_dir(settings), name))
         if entry is None:
             raise BackupNotFound(f"backup {input_path!r} does not exist in {backup_dir(settings)}")
         return name, entry.size
@@ -52,26 +51,6 @@ def resolve_backup(
     if not backups:
         raise BackupNotFound(f"no backups of database {database!r} in {backup_dir(settings)}")
     return backups[0].name, backups[0].size
-
-
-def _stat(rclone: Rclone, path: str) -> Entry | None:
-    """The object at ``path``, or None if there is none (``lsjson`` of a file lists it)."""
-    base = path.rpartition("/")[2].rpartition(":")[2]
-    return next((e for e in rclone.lsjson(path) if e.name == base), None)
-
-
-def read_manifest(rclone: Rclone, path: str) -> Manifest | None:
-    manifest_path = path + naming.MANIFEST_SUFFIX
-    try:
-        data = rclone.get_bytes(manifest_path)
-    except RcloneError as exc:
-        if exc.not_found or "not found" in exc.stderr.lower():
-            return None  # a django-rclone backup: no manifest
-        raise
-    if not data and _stat(rclone, manifest_path) is None:
-        # Bucket remotes: ``rclone cat`` of a missing object prints nothing and succeeds.
-        return None
-    return Manifest.from_bytes(data)
 
 
 def _legacy_manifest(connector: Connector, name: str, database: str) -> Manifest:
@@ -91,20 +70,6 @@ def _legacy_manifest(connector: Connector, name: str, database: str) -> Manifest
         connector=connector.dotted_path(),
         compression=compression,
     )
-
-
-def check_manifest(manifest: Manifest, connector: Connector, name: str) -> None:
-    if manifest.format not in ("native", "portable"):
-        raise InvalidBackup(f"{name!r} is in the unknown format {manifest.format!r}")
-    # A portable backup is JSON through the models: any engine can load it.
-    if manifest.format == "native" and manifest.vendor != connector.vendor:
-        raise InvalidBackup(
-            f"{name!r} is a {manifest.vendor} backup; database {connector.alias!r} "
-            f"is {connector.vendor}: refusing to restore across engines "
-            "(only a portable backup can go across engines)"
-        )
-    if manifest.compression not in ("zstd", "native", "none"):
-        raise InvalidBackup(f"{name!r} uses unknown compression {manifest.compression!r}")
 
 
 @dataclass(frozen=True)
@@ -237,7 +202,7 @@ def _restore_portable(
 
 
 def load_staged(
-    run: Run,
+    session: StagingSession,
     rclone: Rclone,
     connector: Connector,
     path: str,
@@ -245,65 +210,53 @@ def load_staged(
     manifest: Manifest,
     size: int | None,
     jobs: int = 1,
-) -> tuple[Staging, int]:
-    """Stream the backup into the connector's staged copy and check that copy.
+) -> int:
+    """Stream the backup into the session's staged copy and check that copy.
 
-    Returns the staging, for the caller to ``swap`` or ``discard``, and the
-    bytes read. On any failure the staged copy is dropped and the error
-    propagates as it was raised.
+    Returns the bytes read. A failure propagates as it was raised; leaving
+    the session's block with it drops the staged copy.
     """
-    connector.prepare_tools(restore=True)  # pgtools (#19.2): refuse before anything runs
-    staging = connector.staging()
-    prepared = False
+    run = session.run
     # The same completeness check as the backup's, on the decoded stream, with
     # or without a manifest: a dump that did not end is never swapped in, and
     # the restore tool is killed before it sees the end of its input.
     check = connector.stream_check()
-    try:
-        with run.stage("prepare"):
-            staging.prepare()
-        prepared = True
-        if manifest.streams:  # a parallel backup (#19.4)
-            with run.stage("restore", bytes_total=_streams_size(manifest)):
-                read = load_parallel(
-                    connector,  # type: ignore[arg-type]
-                    rclone,
-                    path,
-                    name,
-                    manifest,
-                    staging.target,
-                    jobs=jobs,
-                    progress=run.byte_counter(_streams_size(manifest)),
-                )
-            with run.stage("check"):
-                staging.check()
-            return staging, read
-        with run.stage("restore", bytes_total=manifest.size or size):
-            stats = process.pipe(
-                rclone.cat(path),
-                connector.restore_command(staging.target),
-                # The script filter also fixes backups written before it existed.
-                transform=chain(
-                    decompressor(manifest.compression),  # type: ignore[arg-type]
-                    connector.script_filter(),
-                ),
-                digest="source",
-                progress=run.byte_counter(manifest.size or size),
-                source_error=RcloneError,
-                tap=check.feed if check else None,
-                tap_side="sink",
-                before_end=partial(check.check, f"backup {name!r}") if check else None,
+    connector.prepare_tools(restore=True)  # refuse an unfit tool before anything runs
+    session.prepare()
+    if manifest.streams:  # a parallel backup (#19.4)
+        with run.stage("restore", bytes_total=_streams_size(manifest)):
+            read = load_parallel(
+                connector,  # type: ignore[arg-type]
+                rclone,
+                path,
+                name,
+                manifest,
+                session.target,
+                jobs=jobs,
+                progress=run.byte_counter(_streams_size(manifest)),
             )
-            if manifest.sha256 and stats.sha256 != manifest.sha256:
-                raise InvalidBackup(
-                    f"{name!r} is corrupt: its checksum does not match its manifest"
-                )
-        with run.stage("check"):
-            staging.check()
-    except BaseException:
-        _discard(staging, prepared=prepared)
-        raise
-    return staging, stats.bytes_in
+        session.check()
+        return read
+    with run.stage("restore", bytes_total=manifest.size or size):
+        stats = process.pipe(
+            rclone.cat(path),
+            connector.restore_command(session.target),
+            # The script filter also fixes backups written before it existed.
+            transform=chain(
+                decompressor(manifest.compression),  # type: ignore[arg-type]
+                connector.script_filter(),
+            ),
+            digest="source",
+            progress=run.byte_counter(manifest.size or size),
+            source_error=RcloneError,
+            tap=check.feed if check else None,
+            tap_side="sink",
+            before_end=partial(check.check, f"backup {name!r}") if check else None,
+        )
+        if manifest.sha256 and stats.sha256 != manifest.sha256:
+            raise InvalidBackup(f"{name!r} is corrupt: its checksum does not match its manifest")
+    session.check()
+    return stats.bytes_in
 
 
 def _restore_native(
@@ -317,35 +270,18 @@ def _restore_native(
     jobs: int = 1,
 ) -> int:
     """Stream into the connector's staged copy, check it, then swap it in."""
-    try:
-        with missing_backup(name):
-            staging, read = load_staged(run, rclone, connector, path, name, manifest, size, jobs)
-    except (BackupNotFound, ProcessError, InvalidBackup, RestoreError):
-        raise
-    except Exception as exc:
-        raise RestoreError(
-            f"restore of {connector.alias!r} failed; the live database was not changed: {exc}"
-        ) from exc
-    try:
-        with run.stage("swap"):
-            staging.swap()
-    except BaseException:
-        _discard(staging)
-        raise
+    with StagingSession(run, connector.staging()) as session:  # swaps as the block ends
+        try:
+            with missing_backup(name):
+                read = load_staged(session, rclone, connector, path, name, manifest, size, jobs)
+        except (BackupNotFound, ProcessError, InvalidBackup, RestoreError):
+            raise
+        except Exception as exc:
+            raise RestoreError(
+                f"restore of {connector.alias!r} failed; the live database was not changed: {exc}"
+            ) from exc
     return read
 
 
 def _streams_size(manifest: Manifest) -> int:
     return sum(int(s.get("size", 0)) for s in manifest.streams)
-
-
-def _discard(staging: Staging, *, prepared: bool = True) -> None:
-    try:
-        staging.discard()
-    except Exception as exc:
-        if prepared:
-            logger.warning("could not clean up the staged restore", exc_info=True)
-        else:
-            # Preparing failed, most often for the same reason (server down, login
-            # refused): the caller's error says it; a traceback here would only bury it.
-            logger.debug("nothing staged to clean up: %s", exc, exc_info=True)

@@ -25,10 +25,9 @@ is never written. Nothing goes through local disk; memory stays at one chunk.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, cast
 
 import zstandard
@@ -45,13 +44,15 @@ from ..exceptions import (
     RestoreError,
     missing_backup,
 )
-from ..manifest import Manifest
+from ..floor.manifest import Manifest
+from ..floor.run import ProgressCallback, Run
+from ..floor.staging import StagingSession
+from ..floor.tap import TappedReader
 from ..parallel.load import verify_streams
 from ..process import CHUNK_SIZE, Command
 from ..rclone import Rclone
 from ..results import VerifyResult
 from .restore import load_staged, select_backup
-from .run import ProgressCallback, Run
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -60,33 +61,6 @@ OPERATION = "db_verify"
 
 class _Stop(Exception):
     """The stream cannot be decoded any further; the reason is already recorded."""
-
-
-class _Tap:
-    """The stored bytes as read from rclone, hashed and counted on the way."""
-
-    def __init__(self, raw: IO[bytes], progress: Callable[[int], None]) -> None:
-        self._raw = raw
-        self._hash = hashlib.sha256()
-        self._progress = progress
-        self.size = 0
-
-    def read(self, size: int = CHUNK_SIZE) -> bytes:
-        chunk = self._raw.read(size)
-        if chunk:
-            self._hash.update(chunk)
-            self.size += len(chunk)
-            self._progress(self.size)
-        return chunk
-
-    def drain(self) -> None:
-        """Hash what a failed decoder left unread: the checksum verdict still counts."""
-        while self.read(CHUNK_SIZE):
-            pass
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
 
 
 def verify_backup(
@@ -206,12 +180,13 @@ def _read_and_check(
     """Stream the backup once through every check; returns the bytes read and their sha256."""
     problems: list[str] = []
     with missing_backup(name), process.read_from(rclone.cat(path), error=RcloneError) as raw:
-        tap = _Tap(raw, run.byte_counter(manifest.size or size))
+        # The stored bytes as read from rclone, hashed and counted on the way.
+        tap = TappedReader(raw, run.byte_counter(manifest.size or size))
         if manifest.format == "portable":
             problem = _scan_portable(tap, manifest, name)
         else:
             problem = _scan_native(tap, connector, manifest)
-        tap.drain()
+        tap.drain(CHUNK_SIZE)  # the checksum verdict counts even where a decoder stopped
     # The checksum first: if the bytes are not the ones uploaded, that explains the rest.
     if manifest.sha256:
         if manifest.size and tap.size != manifest.size:
@@ -225,7 +200,7 @@ def _read_and_check(
     return tap.size, tap.sha256
 
 
-def _scan_native(tap: _Tap, connector: Connector, manifest: Manifest) -> str | None:
+def _scan_native(tap: TappedReader, connector: Connector, manifest: Manifest) -> str | None:
     """Decode the dump and run the engine's check on it; returns what is wrong, if anything."""
     unpack = decompressor(manifest.compression)  # type: ignore[arg-type]
     # The backup path's own completeness check (completeness.py), fed the decoded dump.
@@ -288,7 +263,7 @@ def _pg_restore_reads(connector: Connector, stream: Iterator[bytes]) -> str | No
     return None
 
 
-def _scan_portable(tap: _Tap, manifest: Manifest, name: str) -> str | None:
+def _scan_portable(tap: TappedReader, manifest: Manifest, name: str) -> str | None:
     """Read every section and record; the row counts must be the manifest's."""
     from ..portable import format as portable_format  # only portable backups pay its import
     from ..portable import stream as portable_stream
@@ -355,31 +330,31 @@ def _trial_restore(
     and what was compared.
     """
     started = time.monotonic()
-    try:
-        with missing_backup(name):
-            staging, _ = load_staged(
-                run, rclone, connector, path, name, manifest, size, get_settings().jobs
-            )
-    except zstandard.ZstdError as exc:
-        raise InvalidBackup(f"{name!r} failed its trial restore: {exc}") from exc
-    except (BackupNotFound, RcloneError, InvalidBackup, RestoreError):
-        raise
-    except Exception as exc:
-        raise RestoreError(
-            f"trial restore of {name!r} into {connector.alias!r}'s staged copy failed "
-            f"(the live database was not touched): {exc}"
-        ) from exc
-    seconds = time.monotonic() - started
-    try:
-        # Read before the staged copy is dropped; part of the restore's check.
-        compared = fidelity.compare_restored(connector, staging.target, manifest)
-    except Exception as exc:
-        raise RestoreError(
-            f"the trial restore of {name!r} could not be compared with its manifest: {exc}"
-        ) from exc
-    finally:
-        with run.stage("discard"):
-            staging.discard()
+    with StagingSession(run, connector.staging(), swap=False) as session:  # never swapped
+        try:
+            with missing_backup(name):
+                load_staged(
+                    session, rclone, connector, path, name, manifest, size, get_settings().jobs
+                )
+        except zstandard.ZstdError as exc:
+            raise InvalidBackup(f"{name!r} failed its trial restore: {exc}") from exc
+        except (BackupNotFound, RcloneError, InvalidBackup, RestoreError):
+            raise
+        except Exception as exc:
+            raise RestoreError(
+                f"trial restore of {name!r} into {connector.alias!r}'s staged copy failed "
+                f"(the live database was not touched): {exc}"
+            ) from exc
+        seconds = time.monotonic() - started
+        try:
+            # Read before the staged copy is dropped; part of the restore's check.
+            compared = fidelity.compare_restored(connector, session.target, manifest)
+        except Exception as exc:
+            raise RestoreError(
+                f"the trial restore of {name!r} could not be compared with its manifest: {exc}"
+            ) from exc
+        finally:
+            session.discard()
     if compared.differences:
         raise InvalidBackup(
             f"{name!r} failed its trial restore (restored in {seconds:.1f} s): the restored "

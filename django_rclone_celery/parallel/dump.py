@@ -307,7 +307,7 @@ class StreamSet:
         return archive, counted
 
     def discard(self) -> None:
-        from ..operations.publish import discard
+        from ..floor.publish import discard
 
         discard(self.rclone, *self.written)
 

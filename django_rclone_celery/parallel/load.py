@@ -28,7 +28,7 @@ from .. import process
 from ..compression import decompressor
 from ..connectors.postgresql import PostgresConnector
 from ..exceptions import InvalidBackup, RcloneError
-from ..manifest import Manifest
+from ..floor.manifest import Manifest
 from ..process import CHUNK_SIZE, Command
 from ..rclone import Rclone
 from . import submit

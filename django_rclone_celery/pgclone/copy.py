@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import connections
 
 from ..exceptions import CopyError
-from ..operations.run import ProgressCallback, Run
+from ..floor.run import ProgressCallback, Run
 from . import keys
 from .conf import get_pgclone_settings, require, resolve
 from .local import internal_names, postgres_connector

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 from .. import exclusion
 from ..conf import get_settings
 from ..connectors.postgresql import PostgresConnector
-from ..manifest import Manifest
-from ..operations.catalog import sweep_partials
-from ..operations.publish import stream_and_publish
-from ..operations.run import ProgressCallback, Run
+from ..floor.catalogue import sweep_partials
+from ..floor.manifest import Manifest
+from ..floor.publish import stream_and_publish
+from ..floor.run import ProgressCallback, Run
 from ..process import PipeStats
 from ..rclone import Rclone, join
 from . import keys

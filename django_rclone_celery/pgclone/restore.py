@@ -12,7 +12,6 @@ the restore then fails unless each one is on :data:`HARMLESS_ERRORS`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Sequence
@@ -29,8 +28,10 @@ from ..exceptions import (
     RcloneError,
     RestoreError,
 )
-from ..operations.restore import check_manifest, read_manifest
-from ..operations.run import ProgressCallback, Run
+from ..floor.manifest import check_manifest, read_manifest
+from ..floor.run import ProgressCallback, Run
+from ..floor.staging import StagingSession
+from ..floor.tap import Tap
 from ..rclone import Rclone, join
 from . import keys
 from .conf import get_pgclone_settings, require, resolve
@@ -75,43 +76,27 @@ def check_errors(stderr: str) -> list[str]:
     return errors
 
 
-class _Digest:
-    """An identity transform that hashes the stream and notes that it reached its end."""
-
-    def __init__(self) -> None:
-        self.hasher = hashlib.sha256()
-        self.size = 0
-        self.complete = False
-
-    def feed(self, data: memoryview) -> memoryview:
-        self.hasher.update(data)
-        self.size += len(data)
-        return data
-
-    def finish(self) -> bytes:
-        self.complete = True
-        return b""
-
-
 def _pg_restore(
     rclone: Rclone, path: str, connector: PostgresConnector, target: str, run: Run, sha256: str
 ) -> None:
-    digest = _Digest()
+    # An identity transform: hashes the stored bytes and notes that they reached their end.
+    digest = Tap()
     try:
         process.pipe(
             rclone.cat(path),
             connector.restore_command(target, exit_on_error=False),
             transform=digest,
+            digest=None,  # hashed once, by the tap, which outlives a pg_restore failure
             progress=run.byte_counter(),
             source_error=RcloneError,
             sink_error=PgRestoreFailed,
         )
     except PgRestoreFailed as exc:
-        if not digest.complete:
+        if not digest.ended:
             raise
         for error in check_errors(exc.stderr):
             logger.warning("pgclone restore: ignored harmless pg_restore error: %s", error)
-    if sha256 and digest.hasher.hexdigest() != sha256:
+    if sha256 and digest.sha256 != sha256:
         raise InvalidBackup(f"{path!r} is corrupt: its checksum does not match its manifest")
 
 
@@ -222,29 +207,26 @@ def restore_run(
             )
 
     try:
-        with run.stage("prepare"):
-            staging.prepare()
-        if not local:
-            with run.stage("restore"):
-                _pg_restore(
-                    rclone,
-                    path,
-                    connector,
-                    staging.target,
-                    run,
-                    manifest.sha256 if manifest else "",
+        with StagingSession(run, staging) as session:  # swaps as the block ends
+            session.prepare()
+            if not local:
+                with run.stage("restore"):
+                    _pg_restore(
+                        rclone,
+                        path,
+                        connector,
+                        session.target,
+                        run,
+                        manifest.sha256 if manifest else "",
+                    )
+            with run.stage("hooks"):
+                run_hooks(
+                    opts.pre_swap_hooks,
+                    alias=opts.database,
+                    dbname=session.target,
+                    stage="pre-swap",
                 )
-        with run.stage("hooks"):
-            run_hooks(
-                opts.pre_swap_hooks, alias=opts.database, dbname=staging.target, stage="pre-swap"
-            )
-        with run.stage("swap"):
-            staging.swap()
     except BaseException as exc:
-        try:
-            staging.discard()
-        except Exception:
-            logger.warning("could not clean up the staged restore", exc_info=True)
         if isinstance(exc, HookFailed):
             raise HookFailed(f"{exc}; the live database was not changed") from exc
         if isinstance(exc, DjangoRcloneCeleryError) or not isinstance(exc, Exception):

@@ -7,7 +7,6 @@ another (what ``dumpdb --stdout`` prints), zstd-compressed, uploaded by
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
@@ -16,6 +15,7 @@ from django.db import DatabaseError, transaction
 from .. import process
 from ..compression import ZstdCompress, ZstdDecompress, auto_threads, usable_cpus
 from ..exceptions import DjangoRcloneCeleryError, RcloneError, RestoreError, missing_backup
+from ..floor.tap import Tap, TappedReader
 from ..process import CHUNK_SIZE, PipeStats
 from ..rclone import Rclone
 from .dump import TableCallback, TableDump, iter_dump
@@ -73,17 +73,13 @@ def checked_lines(
     """Lines of a stored stream; the checksum and the end of the zstd frame are checked
     once the last byte is read, so a load consuming these lines fails before commit."""
     unpack = ZstdDecompress() if compressed else None
-    hasher = hashlib.sha256()
+    # Hashed only when there is a checksum to match (verify hashes the stream itself).
+    tapped = TappedReader(reader, progress, Tap(hashing=bool(sha256)))
     rest = b""
-    done = 0
     while True:
-        chunk = reader.read(CHUNK_SIZE)
+        chunk = tapped.read(CHUNK_SIZE)
         if not chunk:
             break
-        hasher.update(chunk)
-        done += len(chunk)
-        if progress:
-            progress(done)
         try:
             data = rest + (unpack.feed(chunk) if unpack else chunk)
         except Exception as exc:  # zstandard.ZstdError: corrupt compressed data
@@ -96,7 +92,7 @@ def checked_lines(
             rest += unpack.finish()
         except Exception as exc:
             raise PortableFormatError(f"{name} is cut short: {exc}") from None
-    if sha256 and hasher.hexdigest() != sha256:
+    if sha256 and tapped.sha256 != sha256:
         raise PortableFormatError(f"{name} is corrupt: its checksum does not match its manifest")
     if rest:
         yield rest

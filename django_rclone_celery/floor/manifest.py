@@ -1,12 +1,18 @@
-"""The manifest written beside every backup: what made it and how to read it."""
+"""The manifest written beside every backup: what made it, how to read it, and who may."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .exceptions import InvalidBackup
+from .. import naming
+from ..exceptions import InvalidBackup, RcloneError
+from ..rclone import Rclone
+from .catalogue import stat
+
+if TYPE_CHECKING:
+    from ..connectors import Connector
 
 FORMAT_VERSION = 2
 # Version 2 added ``streams``: a manifest with streams is written as version 2,
@@ -54,3 +60,33 @@ class Manifest:
                 f"manifest version {manifest.version} is newer than this release understands"
             )
         return manifest
+
+
+def read_manifest(rclone: Rclone, path: str) -> Manifest | None:
+    """The manifest beside the object at ``path``; None if it has none (django-rclone's)."""
+    manifest_path = path + naming.MANIFEST_SUFFIX
+    try:
+        data = rclone.get_bytes(manifest_path)
+    except RcloneError as exc:
+        if exc.not_found or "not found" in exc.stderr.lower():
+            return None  # a django-rclone backup: no manifest
+        raise
+    if not data and stat(rclone, manifest_path) is None:
+        # Bucket remotes: ``rclone cat`` of a missing object prints nothing and succeeds.
+        return None
+    return Manifest.from_bytes(data)
+
+
+def check_manifest(manifest: Manifest, connector: Connector, name: str) -> None:
+    """Refuse a backup ``connector``'s database cannot load, before anything is touched."""
+    if manifest.format not in ("native", "portable"):
+        raise InvalidBackup(f"{name!r} is in the unknown format {manifest.format!r}")
+    # A portable backup is JSON through the models: any engine can load it.
+    if manifest.format == "native" and manifest.vendor != connector.vendor:
+        raise InvalidBackup(
+            f"{name!r} is a {manifest.vendor} backup; database {connector.alias!r} "
+            f"is {connector.vendor}: refusing to restore across engines "
+            "(only a portable backup can go across engines)"
+        )
+    if manifest.compression not in ("zstd", "native", "none"):
+        raise InvalidBackup(f"{name!r} uses unknown compression {manifest.compression!r}")

@@ -1,0 +1,13 @@
+"""The floor both verb families stand on: ``operations/`` and ``pgclone/`` import
+from here, never from each other.
+
+* :mod:`.run`: one run of an operation, its stages (signals, logs) and progress;
+* :mod:`.publish`: atomic publication on a remote (partial name, then ``moveto``);
+* :mod:`.catalogue`: one object's entry on a remote, stale partials swept;
+* :mod:`.manifest`: the manifest beside every backup, read and checked;
+* :mod:`.tap`: the one stream tap (sha256 and byte count in one pass);
+* :mod:`.staging`: a staging session (stage, discard on failure, swap on success).
+
+Nothing is re-exported here, so that :mod:`..process` can use the tap
+without loading the rest of the floor.
+"""
