@@ -39,7 +39,7 @@ class StreamCheck:
         self.tail = b""
 
     def feed(self, data: memoryview | bytes) -> None:
-        # Bytes are hashed and counted by the stream's tap (floor/tap.py), not here.
+        # Bytes are hashed and counted by the stream's tap (tap.py), not here.
         if len(data) >= TAIL_KEEP:
             self.tail = bytes(data[-TAIL_KEEP:])
         else:

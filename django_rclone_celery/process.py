@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Literal, Protocol
 
 from .exceptions import ProcessError
-from .floor.tap import Tap
+from .tap import Tap
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from django_rclone_celery.compression import ZstdDecompress, compressor
 from django_rclone_celery.connectors.base import Staging
 from django_rclone_celery.floor.run import Progress, Run
 from django_rclone_celery.floor.staging import StagingSession
-from django_rclone_celery.floor.tap import Tap, TappedReader
 from django_rclone_celery.process import Command
+from django_rclone_celery.tap import Tap, TappedReader
 from tests.conftest import python_program
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)

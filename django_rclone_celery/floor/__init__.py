@@ -5,9 +5,8 @@ from here, never from each other.
 * :mod:`.publish`: atomic publication on a remote (partial name, then ``moveto``);
 * :mod:`.catalogue`: one object's entry on a remote, stale partials swept;
 * :mod:`.manifest`: the manifest beside every backup, read and checked;
-* :mod:`.tap`: the one stream tap (sha256 and byte count in one pass);
 * :mod:`.staging`: a staging session (stage, discard on failure, swap on success).
 
-Nothing is re-exported here, so that :mod:`..process` can use the tap
-without loading the rest of the floor.
+The one stream tap they all use, :mod:`..tap`, sits lower, beside the
+process gateway that feeds it. Nothing is re-exported here.
 """

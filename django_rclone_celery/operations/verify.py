@@ -47,11 +47,11 @@ from ..exceptions import (
 from ..floor.manifest import Manifest
 from ..floor.run import ProgressCallback, Run
 from ..floor.staging import StagingSession
-from ..floor.tap import TappedReader
 from ..parallel.load import verify_streams
 from ..process import CHUNK_SIZE, Command
 from ..rclone import Rclone
 from ..results import VerifyResult
+from ..tap import TappedReader
 from .restore import load_staged, select_backup
 
 logger = logging.getLogger("django_rclone_celery")

@@ -31,8 +31,8 @@ from ..exceptions import (
 from ..floor.manifest import check_manifest, read_manifest
 from ..floor.run import ProgressCallback, Run
 from ..floor.staging import StagingSession
-from ..floor.tap import Tap
 from ..rclone import Rclone, join
+from ..tap import Tap
 from . import keys
 from .conf import get_pgclone_settings, require, resolve
 from .hooks import run_hooks

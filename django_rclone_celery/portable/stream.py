@@ -15,9 +15,9 @@ from django.db import DatabaseError, transaction
 from .. import process
 from ..compression import ZstdCompress, ZstdDecompress, auto_threads, usable_cpus
 from ..exceptions import DjangoRcloneCeleryError, RcloneError, RestoreError, missing_backup
-from ..floor.tap import Tap, TappedReader
 from ..process import CHUNK_SIZE, PipeStats
 from ..rclone import Rclone
+from ..tap import Tap, TappedReader
 from .dump import TableCallback, TableDump, iter_dump
 from .errors import PortableFormatError
 from .load import LoadResult, load_portable_stream
