@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import django_rclone_celery.tasks  # noqa: F401
-from tests.workers import EMBEDDED_BACKEND_DB, EMBEDDED_BROKER_DB, RedisServer
+from tests.helpers.workers import EMBEDDED_BACKEND_DB, EMBEDDED_BROKER_DB, RedisServer
 
 # Imported above, before any test app exists: celery.contrib.pytest forgets
 # shared tasks first seen while one of its apps was alive (it restores

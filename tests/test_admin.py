@@ -5,13 +5,11 @@ Django's test client against a real Redis broker and a real (embedded) worker.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -23,21 +21,12 @@ from tests.celery_redis import (  # noqa: F401
     celery_includes,
     no_project_app,
 )
+from tests.helpers.admin import START, queued, staff
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
 
 CHANGELIST = "admin:django_rclone_celery_backuprun_changelist"
-START = "admin:django_rclone_celery_backuprun_start"
 RESTORE = "admin:django_rclone_celery_backuprun_restore"
-QUEUED = re.compile(r"Queued (.+?) as task <a href=\"[^\"]+\">([0-9a-f]{32})</a>\.")
-
-
-def staff(username: str, *codenames: str) -> Client:
-    user = User.objects.create_user(username, password="x", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -48,11 +37,6 @@ def operator() -> Client:
 @pytest.fixture
 def backup_only() -> Client:
     return staff("backup_only", "view_backuprun", "run_backup")
-
-
-def queued(response: Any) -> list[tuple[str, str]]:
-    """(what, task id) for every "Queued …" message on the page."""
-    return [m for msg in response.context["messages"] for m in QUEUED.findall(str(msg))]
 
 
 def finished_run(celery_app: Any, task_id: str) -> BackupRun:

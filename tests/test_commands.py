@@ -16,7 +16,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from django_rclone_celery.operations import backup_database, list_backups
-from tests.conftest import Prompts, damage, populate, remote_files, snapshot, staging_leftovers
+from tests.helpers.databases import damage, populate, snapshot, staging_leftovers
+from tests.helpers.prompts import Prompts
+from tests.helpers.remotes import remote_files
 
 REPO = Path(__file__).resolve().parent.parent
 

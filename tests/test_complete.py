@@ -35,16 +35,16 @@ from django_rclone_celery.operations import (
     restore_database,
     verify_backup,
 )
-from tests.conftest import (
+from tests.helpers.databases import (
     _SCRATCH_TABLES,
     db_params,
     make_big_table,
     populate,
-    remote_files,
     snapshot,
     staging_leftovers,
 )
-from tests.workers import wait_for
+from tests.helpers.remotes import remote_files
+from tests.helpers.workers import wait_for
 
 BACKUP = "django_rclone_celery.db_backup"
 

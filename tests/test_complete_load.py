@@ -26,7 +26,7 @@ from django_rclone_celery.connectors import get_connector
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import verify_backup
 from django_rclone_celery.operations.restore import select_backup
-from tests.conftest import populate
+from tests.helpers.databases import populate
 
 BACKUP = "django_rclone_celery.db_backup"
 ALIASES = ("default", "pg", "maria")

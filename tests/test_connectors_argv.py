@@ -31,15 +31,8 @@ from django_rclone_celery.connectors.sqlite import SqliteConnector
 from django_rclone_celery.exceptions import ConfigurationError, ProcessError
 from django_rclone_celery.operations import backup_database, restore_database
 from django_rclone_celery.process import Command
-from tests.conftest import (
-    all_cmdlines,
-    damage,
-    drop_table,
-    make_big_table,
-    populate,
-    python_program,
-    snapshot,
-)
+from tests.helpers.databases import damage, drop_table, make_big_table, populate, snapshot
+from tests.helpers.processes import all_cmdlines, python_program
 
 PASSWORD = 'Drc pw "q" \\ #x 7f3a9c-found'
 SERVER = {"HOST": "db.example", "PORT": "6543", "USER": "app", "PASSWORD": PASSWORD}
@@ -258,7 +251,7 @@ def test_mongodb_round_trip(tmp_path: Path, remote_dir: Path, monkeypatch: Any) 
     missing = [t for t in ("mongod", "mongodump", "mongorestore", "mongosh") if not shutil.which(t)]
     if missing:
         pytest.skip(f"MongoDB is not installed on this machine (missing: {', '.join(missing)})")
-    from tests.conftest import free_port, wait_for_port
+    from tests.helpers.network import free_port, wait_for_port
 
     port = free_port()
     data = tmp_path / "mongo-data"

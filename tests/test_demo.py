@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers import DEMO_DB, RedisServer
+from tests.helpers.workers import DEMO_DB, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "example_project" / "manage.py"

@@ -22,7 +22,7 @@ from django_rclone_celery import signals
 from django_rclone_celery.enqueue import CeleryNotConfigured, enqueue_on_commit, project_app
 from django_rclone_celery.models import BackupRun
 from tests.celery_redis import celery_config, celery_includes  # noqa: F401
-from tests.workers import EMBEDDED_BROKER_DB, RedisServer
+from tests.helpers.workers import EMBEDDED_BROKER_DB, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK_ID = re.compile(r"as task ([0-9a-f]{32})")

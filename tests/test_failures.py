@@ -28,17 +28,17 @@ from django_rclone_celery.exceptions import (
 )
 from django_rclone_celery.manifest import Manifest
 from django_rclone_celery.operations import backup_database, list_backups, restore_database
-from tests.conftest import (
+from tests.helpers.databases import (
     damage,
     db_params,
     drop_table,
-    find_pids,
     make_big_table,
     populate,
-    remote_files,
     snapshot,
     staging_leftovers,
 )
+from tests.helpers.processes import find_pids
+from tests.helpers.remotes import remote_files
 
 BIG = "drc_big"
 BIG_ROWS = 1_000_000  # ~150 MB: pg_dump's own compression needs a few seconds for it

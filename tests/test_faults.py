@@ -40,19 +40,11 @@ from django.urls import reverse
 
 from django_rclone_celery import naming
 from django_rclone_celery.models import BackupRun
-from tests.conftest import (
-    all_cmdlines,
-    cmdline,
-    damage,
-    make_big_table,
-    populate,
-    remote_files,
-    snapshot,
-    staging_leftovers,
-)
-from tests.test_tasks import BACKUP, SLOW_STREAM
-from tests.test_worker_kill import RESTORE, complete_backups
-from tests.workers import BACKEND_DB, BROKER_DB
+from tests.helpers.databases import damage, make_big_table, populate, snapshot, staging_leftovers
+from tests.helpers.processes import all_cmdlines, cmdline
+from tests.helpers.remotes import remote_files
+from tests.helpers.tasks import BACKUP, RESTORE, SLOW_STREAM, complete_backups
+from tests.helpers.workers import BACKEND_DB, BROKER_DB
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("DRC_FAULT_KILLS", "3"))

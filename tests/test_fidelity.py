@@ -28,7 +28,7 @@ from django_rclone_celery.compression import chain
 from django_rclone_celery.connectors.mysql import DefinerFilter
 from django_rclone_celery.exceptions import InvalidBackup, RestoreError
 from django_rclone_celery.operations import backup_database, restore_database, verify_backup
-from tests.conftest import (
+from tests.helpers.databases import (
     APP_TABLES,
     damage,
     db_params,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MotoS3
-from tests.workers import RedisServer
+from tests.helpers.remotes import MotoS3
+from tests.helpers.workers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 GETTING_STARTED = ROOT / "docs" / "getting-started.md"

@@ -22,8 +22,9 @@ from django_rclone_celery import admin, enqueue, ledger, locks, registry, schedu
 from django_rclone_celery.exceptions import ConfigurationError, InvalidArguments
 from django_rclone_celery.guard import MANUAL_SLOT, lease_here, local_lock_dir, plan
 from django_rclone_celery.models import BackupRun, Operation
-from tests.conftest import populate, remote_files, snapshot
-from tests.workers import wait_for
+from tests.helpers.databases import populate, snapshot
+from tests.helpers.remotes import remote_files
+from tests.helpers.workers import wait_for
 
 PG_MARIA = ["pg", "maria"]
 

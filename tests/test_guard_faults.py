@@ -27,9 +27,12 @@ from django.db import connections
 from django_rclone_celery import locks
 from django_rclone_celery.ledger import queued_timeout
 from django_rclone_celery.models import BackupRun
-from tests.conftest import find_pids, free_port, make_big_table, populate, remote_files, snapshot
-from tests.test_tasks import BACKUP, SLOW_STREAM
-from tests.workers import RedisServer, Workers, wait_for
+from tests.helpers.databases import make_big_table, populate, snapshot
+from tests.helpers.network import free_port
+from tests.helpers.processes import find_pids
+from tests.helpers.remotes import remote_files
+from tests.helpers.tasks import BACKUP, SLOW_STREAM
+from tests.helpers.workers import RedisServer, Workers, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = [

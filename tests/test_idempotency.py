@@ -20,8 +20,8 @@ from django.utils import timezone
 from django_rclone_celery import ledger, locks
 from django_rclone_celery.models import BackupRun, Status
 from django_rclone_celery.operations import list_backups
-from tests.conftest import make_big_table, populate
-from tests.test_tasks import BACKUP, SLOW_STREAM
+from tests.helpers.databases import make_big_table, populate
+from tests.helpers.tasks import BACKUP, SLOW_STREAM
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from django_rclone_celery import signals
 from django_rclone_celery.exceptions import ConfigurationError
 from django_rclone_celery.operations import backup_media, restore_media
-from tests.conftest import remote_files
+from tests.helpers.remotes import remote_files
 
 # The media commands record their runs in the ledger (on "default").
 pytestmark = pytest.mark.django_db

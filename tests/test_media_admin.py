@@ -18,9 +18,8 @@ from tests.celery_redis import (  # noqa: F401
     celery_includes,
     no_project_app,
 )
-from tests.conftest import Prompts
-from tests.test_admin import START, queued, staff
-from tests.test_media_history import Terminal
+from tests.helpers.admin import START, queued, staff
+from tests.helpers.prompts import Prompts, Terminal
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
 

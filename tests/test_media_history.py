@@ -32,7 +32,8 @@ from django_rclone_celery.operations import (
     restore_media,
 )
 from django_rclone_celery.process import Command
-from tests.conftest import MotoS3, Prompts
+from tests.helpers.prompts import Prompts, Terminal
+from tests.helpers.remotes import MotoS3
 
 # The commands record their runs in the ledger (on "default") like any entry point.
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
@@ -208,11 +209,6 @@ def test_deletion_limit_refuses_before_deleting(
 
 
 # 2. The restore prompt -------------------------------------------------------
-class Terminal(StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 @pytest.mark.parametrize("answer", ["n", ""])
 def test_mediarestore_prompt_defaults_to_no(
     remote_dir: Path,

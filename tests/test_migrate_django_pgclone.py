@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from tests.conftest import damage, populate, snapshot
+from tests.helpers.databases import damage, populate, snapshot
 
 pytestmark = [
     pytest.mark.postgres,

@@ -35,8 +35,9 @@ from django.utils import timezone
 from django_rclone_celery import conf, notify
 from django_rclone_celery.models import BackupRun, Watch
 from django_rclone_celery.monitoring import status, watch
-from tests.conftest import free_port, populate
-from tests.workers import ROOT, wait_for
+from tests.helpers.databases import populate
+from tests.helpers.network import free_port
+from tests.helpers.workers import ROOT, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 
@@ -449,8 +450,8 @@ def test_a_run_whose_worker_died_is_mailed_when_the_next_run_finds_it(
     """A restore's pool process is killed: its row stays "running", nobody is told.
     The next run on the database takes the lease, marks it failed, and mails it."""
     from django_rclone_celery.operations import backup_database
-    from tests.conftest import make_big_table
-    from tests.test_tasks import SLOW_STREAM
+    from tests.helpers.databases import make_big_table
+    from tests.helpers.tasks import SLOW_STREAM
 
     make_big_table("pg", "drc_big", 20_000)
     drc_config(COMPRESSION="none")

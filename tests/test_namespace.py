@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django_rclone_celery import locks, naming
 from django_rclone_celery.conf import get_settings
 from django_rclone_celery.operations import cleanup_backups, list_backups
-from tests.workers import LOCK_DB, RedisServer
+from tests.helpers.workers import LOCK_DB, RedisServer
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

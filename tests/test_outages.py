@@ -29,7 +29,7 @@ from django.urls import reverse
 from django_rclone_celery import enqueue
 from django_rclone_celery.models import BackupRun
 from tests.celery_redis import celery_config, celery_includes  # noqa: F401
-from tests.workers import EMBEDDED_BROKER_DB, RedisServer
+from tests.helpers.workers import EMBEDDED_BROKER_DB, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTAGE_DB = 6  # this module's broker/backend database on the session's throwaway Redis
@@ -231,7 +231,7 @@ def test_a_send_deferred_to_commit_that_fails_is_logged_not_raised(
     """ATOMIC_REQUESTS: the broker answers when asked, then dies before the commit."""
     from django.db import transaction
 
-    from tests.workers import _start_redis
+    from tests.helpers.workers import _start_redis
 
     binary = shutil.which("redis-server")
     assert binary, "redis-server is needed"

@@ -63,7 +63,7 @@ if __name__ == "__main__":
 from django.db import connections  # noqa: E402
 
 from django_rclone_celery import pgclone  # noqa: E402
-from tests.conftest import damage, populate, snapshot  # noqa: E402
+from tests.helpers.databases import damage, populate, snapshot  # noqa: E402
 
 pytestmark = [
     pytest.mark.postgres,

@@ -27,7 +27,8 @@ from django_rclone_celery.exceptions import (
     RestoreError,
 )
 from django_rclone_celery.pgclone import keys
-from tests.conftest import all_cmdlines, damage, make_big_table, populate, snapshot
+from tests.helpers.databases import damage, make_big_table, populate, snapshot
+from tests.helpers.processes import all_cmdlines
 
 # "default" too: Django makes every alias depend on it when test databases are set up.
 PG = pytest.mark.django_db(transaction=True, databases=["default", "pg"])

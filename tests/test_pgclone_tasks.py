@@ -10,8 +10,8 @@ from django.db import connections
 
 from django_rclone_celery import pgclone
 from django_rclone_celery.models import BackupRun
-from tests.conftest import damage, populate, snapshot
-from tests.workers import wait_for
+from tests.helpers.databases import damage, populate, snapshot
+from tests.helpers.workers import wait_for
 
 pytestmark = [
     pytest.mark.postgres,

@@ -25,7 +25,7 @@ import pytest
 from django_rclone_celery import process
 from django_rclone_celery.exceptions import ProcessError, RcloneError
 from django_rclone_celery.process import Command
-from tests.conftest import python_program
+from tests.helpers.processes import python_program
 
 PACKAGE = Path(__file__).resolve().parent.parent / "django_rclone_celery"
 SECRET = "s3cr3t-Value!with spaces"

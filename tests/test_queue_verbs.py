@@ -20,7 +20,7 @@ from django.db import connections
 from django_rclone_celery import naming, pgclone
 from django_rclone_celery.conf import get_settings
 from django_rclone_celery.connectors import get_connector
-from tests.conftest import damage, populate, snapshot
+from tests.helpers.databases import damage, populate, snapshot
 
 TASK_ID = re.compile(r"Queued (\w+) as task ([0-9a-f]{32})")
 

@@ -22,9 +22,10 @@ from django_rclone_celery.exceptions import ConfigurationError, InvalidBackup
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import backup_database, list_backups, restore_database
 from django_rclone_celery.process import Command
-from tests.conftest import Prompts, damage, populate, snapshot, staging_leftovers
-from tests.test_roundtrip import _legacy_dump_argv
-from tests.workers import wait_for
+from tests.helpers.databases import damage, populate, snapshot, staging_leftovers
+from tests.helpers.legacy import legacy_dump_argv
+from tests.helpers.prompts import Prompts
+from tests.helpers.workers import wait_for
 
 RESTORE = "django_rclone_celery.db_restore"
 PG_AND_GIS = pytest.mark.django_db(transaction=True, databases=["default", "pg", "gis"])
@@ -206,7 +207,7 @@ def test_a_django_rclone_backup_is_read_as_the_source_engines(
     production = snapshot("pg")
     name = "pg-2024-01-15-120000.dump"
     target = str(remote_dir / "db" / name)
-    process.pipe(Command(argv=_legacy_dump_argv("pg")), Command(argv=(rclone_bin, "rcat", target)))
+    process.pipe(Command(argv=legacy_dump_argv("pg")), Command(argv=(rclone_bin, "rcat", target)))
     [listed] = list_backups("pg")
     assert (listed.name, listed.has_manifest) == (name, False)
     staging_data("gis")

@@ -24,7 +24,7 @@ from django_rclone_celery.exceptions import ConfigurationError
 from django_rclone_celery.operations import cleanup_backups
 from django_rclone_celery.results import BackupInfo
 from django_rclone_celery.retention import Plan, Policy, plan
-from tests.conftest import remote_files
+from tests.helpers.remotes import remote_files
 
 UTC = timezone.utc
 NOW = datetime(2025, 2, 4, 12, 0, tzinfo=UTC)  # a Tuesday, ISO week 6 of 2025

@@ -17,15 +17,16 @@ from django.db import connections
 from django_rclone_celery import process, signals
 from django_rclone_celery.operations import backup_database, list_backups, restore_database
 from django_rclone_celery.process import Command
-from tests.conftest import (
+from tests.helpers.databases import (
     APP_TABLES,
     damage,
     db_params,
     populate,
-    remote_files,
     snapshot,
     staging_leftovers,
 )
+from tests.helpers.legacy import legacy_dump_argv
+from tests.helpers.remotes import remote_files
 
 ALL = ("default", "pg", "gis", "maria")
 GEO_TABLE = "geo_place"
@@ -118,33 +119,6 @@ def test_native_postgres_backup_is_a_plain_custom_dump(
     assert "TABLE DATA public testapp_author" in listing
 
 
-def _legacy_dump_argv(alias: str) -> tuple[str, ...]:
-    """The dump command django-rclone runs, spelled out by hand (its defaults)."""
-    s = connections[alias].settings_dict
-    if alias == "default":
-        return ("sqlite3", s["NAME"], ".dump")
-    if alias == "maria":
-        return (
-            "mysqldump",
-            f"--host={s['HOST']}",
-            f"--port={s['PORT']}",
-            f"--user={s['USER']}",
-            "--single-transaction",
-            s["NAME"],
-        )
-    return (
-        "pg_dump",
-        "--format=custom",
-        "--host",
-        s["HOST"],
-        "--port",
-        str(s["PORT"]),
-        "--username",
-        s["USER"],
-        f"--dbname={s['NAME']}",
-    )
-
-
 @pytest.mark.parametrize(
     ("alias", "name"),
     [
@@ -166,7 +140,7 @@ def test_django_rclone_backup_without_manifest_restores(
     populate(alias)
     before = snapshot(alias)
     target = str(remote_dir / "db" / name)
-    process.pipe(Command(argv=_legacy_dump_argv(alias)), Command(argv=(rclone_bin, "rcat", target)))
+    process.pipe(Command(argv=legacy_dump_argv(alias)), Command(argv=(rclone_bin, "rcat", target)))
     damage(alias)
 
     [listed] = list_backups(alias)

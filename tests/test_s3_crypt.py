@@ -17,16 +17,9 @@ from django_rclone_celery import process
 from django_rclone_celery.exceptions import RcloneError
 from django_rclone_celery.operations import backup_database, list_backups, restore_database
 from django_rclone_celery.process import Command
-from tests.conftest import (
-    S3Remote,
-    damage,
-    db_params,
-    free_port,
-    populate,
-    remote_files,
-    snapshot,
-    staging_leftovers,
-)
+from tests.helpers.databases import damage, db_params, populate, snapshot, staging_leftovers
+from tests.helpers.network import free_port
+from tests.helpers.remotes import S3Remote, remote_files
 
 
 @pytest.mark.parametrize("alias", db_params("default", "pg", "gis", "maria"))

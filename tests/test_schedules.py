@@ -29,7 +29,7 @@ from django_rclone_celery.schedules import (
     spec_for,
 )
 from tests.celery_redis import celery_config, celery_includes  # noqa: F401
-from tests.workers import EMBEDDED_BROKER_DB, RedisServer
+from tests.helpers.workers import EMBEDDED_BROKER_DB, RedisServer
 
 NIGHTLY = {
     "task": "django_rclone_celery.db_backup",

@@ -14,20 +14,12 @@ import pytest
 
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import list_backups
-from tests.conftest import make_big_table, populate, remote_files
-from tests.workers import wait_for
+from tests.helpers.databases import make_big_table, populate
+from tests.helpers.remotes import remote_files
+from tests.helpers.tasks import BACKUP, SLOW_STREAM
+from tests.helpers.workers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-
-BACKUP = "django_rclone_celery.db_backup"
-# About 1 MB/s end to end: rclone reads its input no faster than it writes
-# (no read-ahead buffer), and no compressor sits between the two holding
-# output back in large blocks. 50,000 rows of make_big_table stream for ~5 s.
-SLOW_STREAM: dict[str, Any] = {
-    "RCLONE_FLAGS": ["--bwlimit", "1M", "--buffer-size", "0"],
-    "COMPRESSION": "none",
-}
-
 
 def test_backup_task_returns_the_result_and_records_the_run(
     task_app: Any, workers: Any, remote_dir: Path
@@ -152,7 +144,7 @@ def test_a_permanent_rclone_error_fails_at_once(
 def test_a_transient_rclone_error_retries_with_backoff_then_fails(
     task_app: Any, workers: Any, drc_config: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.conftest import free_port
+    from tests.helpers.network import free_port
 
     populate("pg")
     # An S3 endpoint nobody listens on: "connection refused" is transient.

@@ -26,7 +26,7 @@ from django_rclone_celery.connectors import get_connector
 from django_rclone_celery.exceptions import BackupNotFound, InvalidBackup
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import backup_database, verify_backup
-from tests.conftest import (
+from tests.helpers.databases import (
     APP_TABLES,
     damage,
     db_params,

@@ -7,8 +7,6 @@ group) against the throwaway Redis of ``tests/workers.py``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 from pathlib import Path
@@ -17,43 +15,17 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from django_rclone_celery import naming
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import backup_database, list_backups
-from tests.conftest import (
-    damage,
-    find_pids,
-    make_big_table,
-    populate,
-    snapshot,
-    staging_leftovers,
-)
-from tests.test_tasks import BACKUP, SLOW_STREAM
-from tests.workers import BROKER_DB, wait_for
+from tests.helpers.databases import damage, make_big_table, populate, snapshot, staging_leftovers
+from tests.helpers.processes import find_pids
+from tests.helpers.tasks import BACKUP, RESTORE, SLOW_STREAM, complete_backups
+from tests.helpers.workers import BROKER_DB, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 
-RESTORE = "django_rclone_celery.db_restore"
 CLEANUP = "django_rclone_celery.db_cleanup"
 KILL_LOOPS = int(os.environ.get("DRC_KILL_LOOPS", "20"))
-
-
-def complete_backups(directory: Path) -> list[str]:
-    """Names of visible backups, each checked against its manifest's checksum.
-
-    Fails if anything visible is not a complete backup: a partial upload may
-    only exist under its hidden ``.partial-`` name.
-    """
-    names = sorted(p.name for p in directory.iterdir()) if directory.exists() else []
-    visible = [n for n in names if naming.PARTIAL_MARKER not in n]
-    backups = [n for n in visible if not n.endswith(naming.MANIFEST_SUFFIX)]
-    assert sorted(visible) == sorted(backups + [naming.manifest_name(b) for b in backups])
-    for name in backups:
-        manifest = json.loads((directory / naming.manifest_name(name)).read_text())
-        data = (directory / name).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == manifest["sha256"], name
-        assert len(data) == manifest["size"], name
-    return backups
 
 
 def running_tools(marker: str) -> list[int]:

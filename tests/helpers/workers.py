@@ -1,21 +1,7 @@
 """A throwaway Redis server and real ``celery worker`` processes, for the task tests.
 
-Fixtures (registered for every test module by ``pytest_plugins`` in
-``tests/conftest.py``: request them by name, never import them into a test
-module, or pytest registers a second copy there and a session fixture such as
-``redis_server`` would run twice)
-    ``redis_server``  (session) the one throwaway ``redis-server`` of the test
-                      session: 127.0.0.1 on a free port, no persistence;
-                      stopped by PID at the end. Its databases are shared out
-                      below (``BROKER_DB`` ... ``DEMO_DB``).
-    ``task_app``      the test project's Celery app (``tests.celery_app``) pointed
-                      at ``redis_server``, with its databases flushed for a clean queue.
-    ``lock_config``   ``DJANGO_RCLONE`` of this test: ``LOCK_URL`` on
-                      ``redis_server``, short lease TTL and retry delay.
-    ``workers``       ``workers.start(name, ...)`` starts a ``celery -A
-                      tests.celery_app worker`` subprocess (prefork pool, its own
-                      process group) and waits until it is ready; every worker
-                      is stopped after the test.
+The fixtures built on these (``redis_server``, ``task_app``, ``lock_config``,
+``workers``) are in ``tests/conftest.py``: request them by name.
 
 How a worker sees the test's world: :func:`worker_config` snapshots the
 pytest process's live settings (the ``test_...`` database names pytest-django
@@ -28,12 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +28,9 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connections
 
-from tests.conftest import free_port
+from tests.helpers.network import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # One Redis serves every kind of Celery test; each kind keeps to its own
 # databases, so leftovers of one (say, a message a killed worker never acked)
 # never reach the queue another kind of test reads.
@@ -119,50 +104,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         with _suppress_lookup():
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server not found (apt-get install redis-server)")
-    proc, port = _start_redis(binary, tmp_path_factory.mktemp("redis"))
-    try:
-        yield RedisServer(port=port, pid=proc.pid)
-    finally:
-        _stop(proc)
-
-
-@pytest.fixture
-def task_app(redis_server: RedisServer) -> Any:
-    for db in (BROKER_DB, BACKEND_DB, LOCK_DB):
-        redis_server.client(db).flushdb()
-    from tests.celery_app import app
-
-    # Another module's tests may have used this app with another broker: drop
-    # the cached connection pools and result backend, or messages would go there.
-    app._pool = None  # kombu's registry hands back the pool for the new URL
-    if "amqp" in app.__dict__:
-        app.__dict__["amqp"]._producer_pool = None
-    app._backend_cache = None
-    app._local.__dict__.pop("backend", None)
-    app.conf.update(
-        broker_url=redis_server.url(BROKER_DB),
-        result_backend=redis_server.url(BACKEND_DB),
-        broker_transport_options={"visibility_timeout": 3600},
-        result_backend_transport_options={"visibility_timeout": 3600},
-        broker_connection_retry_on_startup=False,
-    )
-    app.set_current()
-    return app
-
-
-@pytest.fixture
-def lock_config(redis_server: RedisServer, drc_config: Callable[..., Any]) -> dict[str, Any]:
-    redis_server.client(LOCK_DB).flushdb()
-    return drc_config(
-        LOCK_URL=redis_server.url(LOCK_DB), LOCK_TTL=3, LOCK_RETRY_DELAY=0.5, TASK_MAX_RETRIES=2
-    )
 
 
 def worker_config(redis_server: RedisServer, **extra: Any) -> dict[str, Any]:
@@ -336,19 +277,6 @@ class Workers:
 
     def logs(self) -> str:
         return "\n".join(f"--- {w.name}\n{w.log()[-4000:]}" for w in self.started)
-
-
-@pytest.fixture
-def workers(
-    task_app: Any, redis_server: RedisServer, lock_config: dict[str, Any], tmp_path: Path
-) -> Iterator[Workers]:
-    pool = Workers(redis_server, tmp_path)
-    try:
-        yield pool
-    finally:
-        for worker in pool.started:
-            worker.stop()
-        connections.close_all()  # a restore may have replaced a database file
 
 
 def wait_for(
