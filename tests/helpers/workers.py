@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # never reach the queue another kind of test reads.
 BROKER_DB, BACKEND_DB, LOCK_DB = 0, 1, 2  # task_app and the worker subprocesses
 EMBEDDED_BROKER_DB, EMBEDDED_BACKEND_DB = 3, 4  # celery.contrib.pytest (tests/celery_redis.py)
-DEMO_DB = 5  # the example project's demo (tests/test_demo.py)
-# 6: tests/test_outages.py; 7 and 8: tests/test_first_hour.py (their own constants).
+DEMO_DB = 5  # the example project's demo (tests/system/test_demo.py)
+# 6: tests/system/test_outages.py; 7 and 8: tests/system/test_first_hour.py (their own constants).
 
 
 @dataclass(frozen=True)
