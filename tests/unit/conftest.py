@@ -32,4 +32,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers("django_db"):
         databases = marker.kwargs.get("databases", ["default"])
         if databases == "__all__" or set(databases) - {"default"}:
-            pytest.fail(f"a unit test may only use the SQLite 'default' database, not {databases}", pytrace=False)
+            pytest.fail(
+                f"a unit test may only use the SQLite 'default' database, not {databases}",
+                pytrace=False,
+            )
