@@ -60,6 +60,33 @@ from tests.helpers.workers import (
 )
 
 
+# Order ------------------------------------------------------------------
+# The longest modules first: under pytest-xdist (``--dist loadfile``, as
+# scripts/test runs it) they start at once and the short ones fill in around
+# them, so the run ends soon after its longest module.
+LONGEST_FIRST = (
+    "tests/system/test_complete_load.py",
+    "tests/system/test_worker_kill.py",
+    "tests/system/test_faults.py",
+    "tests/system/test_guard_faults.py",
+    "tests/system/test_monitoring.py",
+    "tests/system/test_first_hour.py",
+    "tests/system/test_browser.py",
+    "tests/system/test_demo.py",
+    "tests/system/test_idempotency.py",
+    "tests/integration/test_docs.py",
+    "tests/integration/test_fidelity.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    # A stable sort: inside each rank pytest-django's order (plain tests before
+    # transactional ones) stays as it was.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 # Settings and remotes ---------------------------------------------------
 @pytest.fixture(scope="session")
 def rclone_bin() -> str:

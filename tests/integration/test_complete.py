@@ -45,8 +45,6 @@ from tests.helpers.databases import (
 )
 from tests.helpers.remotes import remote_files
 
-BACKUP = "django_rclone_celery.db_backup"
-
 
 def big_table(alias: str, rows: int) -> None:
     """``drc_big`` with ``rows`` rows of random text, on every engine (SQLite too)."""

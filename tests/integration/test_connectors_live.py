@@ -31,10 +31,6 @@ PASSWORD = 'Drc pw "q" \\ #x 7f3a9c-found'
 SERVER = {"HOST": "db.example", "PORT": "6543", "USER": "app", "PASSWORD": PASSWORD}
 
 
-def flat(cmd: Command) -> str:
-    return "\0".join(cmd.argv)
-
-
 def test_mysql_option_file_is_read_by_the_real_client(tmp_path: Path) -> None:
     """The escaping in the option file is what mysql itself parses back."""
     c = MysqlConnector("x", {"NAME": "shop", **SERVER})
@@ -48,16 +44,6 @@ def test_mysql_option_file_is_read_by_the_real_client(tmp_path: Path) -> None:
         pytest.skip("my_print_defaults (MariaDB client) is not installed")
     out = process.run(probe).stdout.decode()
     assert out.strip() == f"--password={PASSWORD}"
-
-
-# MongoDB ---------------------------------------------------------------------------
-MONGO = {
-    "NAME": "shop",
-    "HOST": "mongo.example",
-    "PORT": "27018",
-    "USER": "app",
-    "PASSWORD": PASSWORD,
-}
 
 
 def test_mongodb_round_trip(tmp_path: Path, remote_dir: Path, monkeypatch: Any) -> None:

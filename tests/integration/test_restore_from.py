@@ -25,7 +25,6 @@ from tests.helpers.databases import damage, populate, snapshot, staging_leftover
 from tests.helpers.legacy import legacy_dump_argv
 from tests.helpers.prompts import Prompts
 
-RESTORE = "django_rclone_celery.db_restore"
 PG_AND_GIS = pytest.mark.django_db(transaction=True, databases=["default", "pg", "gis"])
 
 
@@ -238,9 +237,5 @@ def test_an_unknown_source_alias_fails_clearly_and_changes_nothing(remote_dir: P
 
     assert read("gis") == staging
     assert staging_leftovers("gis") == []
-
-
-# Through Celery ------------------------------------------------------------
-WORKER_DBS = pytest.mark.django_db(transaction=True, databases=["default", "pg", "gis"])
 
 

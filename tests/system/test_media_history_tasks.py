@@ -10,12 +10,10 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 
 from django_rclone_celery import process
 from django_rclone_celery.operations import (
@@ -37,12 +35,6 @@ def hashes(root: Path) -> Listing:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
-
-
-def call(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out, stderr=StringIO())
-    return out.getvalue()
 
 
 def write(root: Path, files: dict[str, bytes]) -> None:

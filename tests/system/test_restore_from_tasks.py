@@ -23,7 +23,6 @@ from tests.helpers.databases import damage, populate, snapshot
 from tests.helpers.workers import wait_for
 
 RESTORE = "django_rclone_celery.db_restore"
-PG_AND_GIS = pytest.mark.django_db(transaction=True, databases=["default", "pg", "gis"])
 
 
 def call(*args: str) -> str:
@@ -43,13 +42,6 @@ def staging_data(alias: str) -> dict[str, list[tuple[Any, ...]]]:
     populate(alias, authors=2, books=1)
     damage(alias)
     return snapshot(alias)
-
-
-def postgis_version(alias: str) -> str:
-    connections[alias].close()
-    with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT postgis_lib_version()")
-        return str(cursor.fetchone()[0])
 
 
 # Through Celery ------------------------------------------------------------

@@ -9,7 +9,6 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from django_rclone_celery.conf import validate
 from django_rclone_celery.schedules import (
     PREFIX,
 )
@@ -34,10 +33,6 @@ SCHEDULES = {"nightly": NIGHTLY, "retention": RETENTION}
 def schedules(drc_config: Any) -> dict[str, Any]:
     drc_config(SCHEDULES=SCHEDULES)
     return SCHEDULES
-
-
-def ids(spec: Any) -> list[str]:
-    return sorted(p.id for p in validate({"REMOTE": "r:", "SCHEDULES": {"s": spec}}))
 
 
 # --- validation -----------------------------------------------------------------------------

@@ -12,12 +12,10 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from django_rclone_celery import process
 from django_rclone_celery.conf import get_settings
@@ -318,40 +316,5 @@ class ArgvWatcher:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@pytest.fixture
-def pg_password_role() -> Iterator[str]:
-    role = f"drc_pw{os.environ.get('DRC_TEST_DB_SUFFIX', '')}"
-    with connections["pg"].cursor() as cursor:
-        cursor.execute(f"DROP ROLE IF EXISTS {role}")
-        cursor.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD %s", [PASSWORD])
-    yield role
-    connections["pg"].close()
-    with connections["pg"].cursor() as cursor:
-        cursor.execute(f"DROP ROLE IF EXISTS {role}")
-
-
-@pytest.fixture
-def maria_password_user() -> Iterator[str]:
-    user = f"drc_pw{os.environ.get('DRC_TEST_DB_SUFFIX', '')}"
-    hosts = ("%", "localhost", "127.0.0.1")
-    with connections["maria"].cursor() as cursor:
-        for host in hosts:
-            cursor.execute("DROP USER IF EXISTS %s@%s", [user, host])
-            cursor.execute("CREATE USER %s@%s IDENTIFIED BY %s", [user, host, PASSWORD])
-            cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s", [user, host])
-    yield user
-    connections["maria"].close()
-    with connections["maria"].cursor() as cursor:
-        for host in hosts:
-            cursor.execute("DROP USER IF EXISTS %s@%s", [user, host])
-
-
-def use_account(monkeypatch: Any, alias: str, user: str) -> None:
-    """Point the alias (Django's connection and our connectors) at a password account."""
-    connections[alias].close()
-    monkeypatch.setitem(connections.settings[alias], "USER", user)
-    monkeypatch.setitem(connections.settings[alias], "PASSWORD", PASSWORD)
 
 

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-from django_rclone_celery.conf import Settings
 from django_rclone_celery.exceptions import RcloneError
-from django_rclone_celery.rclone import Rclone, _parse_time, join
-
-
-@pytest.fixture
-def rc(tmp_path: Path) -> Rclone:
-    return Rclone(Settings(remote=str(tmp_path)))
+from django_rclone_celery.rclone import _parse_time, join
 
 
 @pytest.mark.parametrize(

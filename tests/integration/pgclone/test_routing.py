@@ -18,12 +18,6 @@ from django_rclone_celery.pgclone.hooks import routed
 
 # pg_restore errors ------------------------------------------------------------
 
-OWNER_ERROR = """pg_restore: while PROCESSING TOC:
-pg_restore: from TOC entry 4242; 0 0 COMMENT EXTENSION plpgsql
-pg_restore: error: could not execute query: ERROR:  must be owner of extension plpgsql
-Command was: COMMENT ON EXTENSION plpgsql IS 'PL/pgSQL procedural language';
-"""
-
 
 # Hook routing --------------------------------------------------------------
 

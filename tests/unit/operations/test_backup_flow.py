@@ -97,10 +97,15 @@ def test_the_runner_is_only_used_inside_its_block() -> None:
     fake = RecordingRunner()
     fake.on("no-such-program", returncode=3, stderr="canned")
     command = process.Command(argv=("no-such-program", "--flag"))
-    with pytest.raises(RuntimeError), process.using_runner(fake):
-        with pytest.raises(ProcessError, match="canned"):
-            process.run(command)
-        raise RuntimeError("leaves the block")
+
+    def fail_inside() -> None:
+        with process.using_runner(fake):
+            with pytest.raises(ProcessError, match="canned"):
+                process.run(command)
+            raise RuntimeError("leaves the block")
+
+    with pytest.raises(RuntimeError):
+        fail_inside()
     assert fake.calls == [("no-such-program", "--flag")]
     with pytest.raises(ProcessError):  # the real gateway again: no such program
         process.run(command)
