@@ -64,17 +64,18 @@ from tests.helpers.workers import (
 # The longest modules first: under pytest-xdist (``--dist loadfile``, as
 # scripts/test runs it) they start at once and the short ones fill in around
 # them, so the run ends soon after its longest module.
-LONGEST_FIRST = (
+LONGEST_FIRST = (  # by their time in a full run (--durations), longest first
+    "tests/system/test_faults.py",
+    "tests/integration/test_docs.py",
+    "tests/system/test_guard_faults.py",
+    "tests/system/test_demo.py",
+    "tests/integration/test_media_history.py",
     "tests/system/test_complete_load.py",
     "tests/system/test_worker_kill.py",
-    "tests/system/test_faults.py",
-    "tests/system/test_guard_faults.py",
-    "tests/system/test_monitoring.py",
     "tests/system/test_first_hour.py",
+    "tests/system/test_monitoring.py",
     "tests/system/test_browser.py",
-    "tests/system/test_demo.py",
     "tests/system/test_idempotency.py",
-    "tests/integration/test_docs.py",
     "tests/integration/test_fidelity.py",
 )
 
