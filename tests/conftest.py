@@ -59,7 +59,6 @@ from tests.helpers.workers import (
     _stop,
 )
 
-
 # Order ------------------------------------------------------------------
 # The longest modules first: under pytest-xdist (``--dist loadfile``, as
 # scripts/test runs it) they start at once and the short ones fill in around
