@@ -35,10 +35,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal, Protocol
+from typing import IO, Any, Literal, Protocol
 
 from .exceptions import ProcessError
 from .tap import Tap
@@ -176,6 +176,47 @@ def cancellable(cancel: Cancel) -> Iterator[Cancel]:
         yield cancel
     finally:
         _scope.reset(token)
+
+
+# The seam: a stand-in for every program start ----------------------------
+class Runner(Protocol):
+    """Takes the place of the real programs for :func:`run`, :func:`pipe`,
+    :func:`pipe_into` and :func:`read_from` (see :func:`using_runner`).
+
+    Each method gets exactly what the public function got and must honour the
+    same contract: return what the program would have produced, or raise the
+    given error class as a failing program would.
+    """
+
+    def run(self, cmd: Command, **options: Any) -> Completed: ...
+
+    def pipe(self, source: Command, sink: Command, **options: Any) -> PipeStats: ...
+
+    def pipe_into(
+        self, sink: Command, chunks: Callable[[], Iterator[bytes]], **options: Any
+    ) -> PipeStats: ...
+
+    def read_from(self, source: Command, **options: Any) -> AbstractContextManager[IO[bytes]]: ...
+
+
+# A plain global, not a context variable: operations start programs from
+# helper threads too (the listing beside the dump), and those must see it.
+_runner: Runner | None = None
+
+
+@contextmanager
+def using_runner(runner: Runner) -> Iterator[Runner]:
+    """Route every program start to ``runner`` inside the block (tests only).
+
+    Operations' control flow (a failing dump deletes its partial, a failing
+    upload fails the run) can then be checked without any program or server.
+    """
+    global _runner
+    previous, _runner = _runner, runner
+    try:
+        yield runner
+    finally:
+        _runner = previous
 
 
 def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
@@ -317,6 +358,8 @@ def run(
     error: type[ProcessError] = ProcessError,
 ) -> Completed:
     """Run a short command to completion and capture its output."""
+    if _runner is not None:
+        return _runner.run(cmd, input=input, timeout=timeout, check=check, error=error)
     secrets = cmd.secrets()
     logger.debug("run %s", cmd.argv)
     with _materialise(cmd, error) as launch:
@@ -465,6 +508,20 @@ def pipe(
     sink's stdin closes: if it raises, the sink is killed instead, so an
     uploader never finishes an object the check refused.
     """
+    if _runner is not None:
+        return _runner.pipe(
+            source,
+            sink,
+            transform=transform,
+            digest=digest,
+            progress=progress,
+            timeout=timeout,
+            source_error=source_error,
+            sink_error=sink_error,
+            tap=tap,
+            tap_side=tap_side,
+            before_end=before_end,
+        )
     # One tap per side: each counts its bytes, the ``digest`` side hashes them,
     # the ``tap_side`` one feeds ``tap``.
     read = Tap(tap if tap_side == "source" else None, hashing=digest == "source")
@@ -565,6 +622,8 @@ def pipe_into(
     error: type[ProcessError] = ProcessError,
 ) -> PipeStats:
     """Stream bytes produced in Python (e.g. a portable dump) into ``sink``'s stdin."""
+    if _runner is not None:
+        return _runner.pipe_into(sink, chunks, timeout=timeout, error=error)
     written = Tap()
     with _materialise(sink, error) as launch:
         child = _Child(sink, launch, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -596,6 +655,10 @@ def read_from(source: Command, *, error: type[ProcessError] = ProcessError) -> I
 
     Leaving the block early kills the program; a non-zero exit raises.
     """
+    if _runner is not None:
+        with _runner.read_from(source, error=error) as stream:
+            yield stream
+        return
     with _materialise(source, error) as launch:
         child = _Child(source, launch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         finished = False

@@ -1,7 +1,7 @@
 """The Celery app of the test project, as a real project would have it.
 
 Workers run ``celery -A tests.celery_app worker`` with
-``DJANGO_SETTINGS_MODULE=tests.worker_settings`` (see ``tests/workers.py``).
+``DJANGO_SETTINGS_MODULE=tests.worker_settings`` (see ``tests/helpers/workers.py``).
 The pytest process imports the same app to send tasks and read results; its
 broker is pointed at the throwaway Redis by the ``task_app`` fixture.
 """

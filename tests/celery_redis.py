@@ -6,7 +6,7 @@ Import the fixtures into a test module::
 
 ``celery_config`` points Celery's ``celery_app`` / ``celery_worker`` fixtures
 (``celery.contrib.pytest``) at ``redis_server``, the one throwaway Redis of the
-test session (``tests/workers.py``, available to every module: request it by
+test session (``tests/helpers/workers.py``, available to every module: request it by
 name, do not import it), on its own databases ``EMBEDDED_BROKER_DB`` and
 ``EMBEDDED_BACKEND_DB``: messages go through a real broker to a real worker
 thread, never eager mode. Tests that only queue (no worker) take
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import django_rclone_celery.tasks  # noqa: F401
-from tests.workers import EMBEDDED_BACKEND_DB, EMBEDDED_BROKER_DB, RedisServer
+from tests.helpers.workers import EMBEDDED_BACKEND_DB, EMBEDDED_BROKER_DB, RedisServer
 
 # Imported above, before any test app exists: celery.contrib.pytest forgets
 # shared tasks first seen while one of its apps was alive (it restores

@@ -1,8 +1,9 @@
-"""Shared fixtures and helpers for the integration tests.
+"""Fixtures and hooks of the whole suite (helpers live in ``tests/helpers``).
 
 Everything here talks to real things: the rclone binary, a local-directory
-remote, moto's S3 server on loopback, and the PostgreSQL, PostGIS, MariaDB
-and SQLite test databases that pytest-django creates. Nothing is mocked.
+remote, moto's S3 server on loopback, Redis and ``celery worker`` processes,
+and the PostgreSQL, PostGIS, MariaDB and SQLite test databases that
+pytest-django creates. Nothing is mocked.
 
 Fixtures
     ``rclone_bin``   path of the rclone binary the package will run.
@@ -15,26 +16,28 @@ Fixtures
                      configured purely through ``RCLONE_CONFIG_MOTO_*`` variables.
     ``s3_remote``    a fresh bucket on ``moto_s3``; ``REMOTE`` = ``moto:<bucket>/backups``.
     ``media_root``   a fresh ``MEDIA_ROOT`` directory for the test.
-
-Helpers (plain functions, import them from ``tests.conftest``)
-    ``populate``, ``damage``, ``snapshot``  create, change and read test data per alias.
-    ``staging_leftovers``  ``__temp`` / ``__old`` databases or ``.restore-tmp`` files.
-    ``find_pids``, ``cmdline``  read ``/proc`` to find running programs.
-    ``free_port``, ``wait_for_port``, ``remote_files``, ``make_big_table``, ``drop_table``.
+    ``prompts``      a :class:`tests.helpers.prompts.Prompts` answering ``input()``.
+    ``redis_server`` (session) the one throwaway ``redis-server`` of the session (of the
+                     xdist worker, under pytest-xdist): 127.0.0.1 on a free port, no
+                     persistence; stopped by PID at the end. Its databases are shared
+                     out in ``tests.helpers.workers`` (``BROKER_DB`` ... ``DEMO_DB``).
+    ``task_app``     the test project's Celery app (``tests.celery_app``) pointed
+                     at ``redis_server``, with its databases flushed for a clean queue.
+    ``lock_config``  ``DJANGO_RCLONE`` of this test: ``LOCK_URL`` on
+                     ``redis_server``, short lease TTL and retry delay.
+    ``workers``      ``workers.start(name, ...)`` starts a ``celery -A
+                     tests.celery_app worker`` subprocess (prefork pool, its own
+                     process group) and waits until it is ready; every worker
+                     is stopped after the test.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import os
-import socket
+import shutil
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,73 +45,46 @@ import pytest
 from django.db import connections
 
 from django_rclone_celery import process
+from tests.helpers.databases import _SCRATCH_TABLES, drop_table
+from tests.helpers.network import free_port, wait_for_port
+from tests.helpers.prompts import Prompts
+from tests.helpers.remotes import MotoS3, S3Remote
+from tests.helpers.workers import (
+    BACKEND_DB,
+    BROKER_DB,
+    LOCK_DB,
+    RedisServer,
+    Workers,
+    _start_redis,
+    _stop,
+)
 
-# Redis and ``celery worker`` fixtures: redis_server, task_app, lock_config, workers.
-pytest_plugins = ["tests.workers"]
-
-APP_TABLES = ("testapp_author", "testapp_book")
-SERVER_ALIASES = ("pg", "gis", "maria")
-
-
-# /proc ------------------------------------------------------------------
-def cmdline(pid: int) -> list[str]:
-    """argv of a running process ([] if it is gone or unreadable)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
-
-
-def all_cmdlines() -> dict[int, bytes]:
-    """Raw ``/proc/<pid>/cmdline`` of every process this user can see."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                found[int(entry.name)] = Path(entry.path, "cmdline").read_bytes()
-            except OSError:
-                continue
-    return found
-
-
-def find_pids(name: str, contains: str | None = None) -> list[int]:
-    """PIDs of live processes whose program is ``name`` (basename of argv[0]).
-
-    ``contains``: only those with an argument containing this string.
-    Zombies are left out: they are dead already.
-    """
-    pids = []
-    for pid, raw in all_cmdlines().items():
-        argv = [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
-        if not argv or os.path.basename(argv[0]) != name:
-            continue
-        if contains is not None and not any(contains in arg for arg in argv):
-            continue
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            pids.append(pid)
-    return pids
+# Order ------------------------------------------------------------------
+# The longest modules first: under pytest-xdist (``--dist loadfile``, as
+# scripts/test runs it) they start at once and the short ones fill in around
+# them, so the run ends soon after its longest module.
+LONGEST_FIRST = (  # by their time in a full run (--durations), longest first
+    "tests/system/test_faults.py",
+    "tests/integration/test_docs.py",
+    "tests/system/test_guard_faults.py",
+    "tests/system/test_demo.py",
+    "tests/integration/test_media_history.py",
+    "tests/system/test_complete_load.py",
+    "tests/system/test_worker_kill.py",
+    "tests/system/test_first_hour.py",
+    "tests/system/test_monitoring.py",
+    "tests/system/test_browser.py",
+    "tests/system/test_idempotency.py",
+    "tests/integration/test_fidelity.py",
+)
 
 
-# Network ----------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    # A stable sort: inside each rank pytest-django's order (plain tests before
+    # transactional ones) stays as it was.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 # Settings and remotes ---------------------------------------------------
@@ -140,21 +116,6 @@ def remote_dir(tmp_path: Path, drc_config: Callable[..., dict[str, Any]]) -> Pat
     return path
 
 
-class Prompts:
-    """Answers ``input()`` with a scripted reply and keeps the questions asked."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.questions: list[str] = []
-        self._monkeypatch = monkeypatch
-
-    def reply(self, text: str) -> None:
-        def fake_input(prompt: str) -> str:
-            self.questions.append(prompt)
-            return text
-
-        self._monkeypatch.setattr("builtins.input", fake_input)
-
-
 @pytest.fixture
 def prompts(monkeypatch: pytest.MonkeyPatch) -> Prompts:
     return Prompts(monkeypatch)
@@ -166,29 +127,6 @@ def media_root(tmp_path: Path, settings: Any) -> Path:
     path.mkdir()
     settings.MEDIA_ROOT = str(path)
     return path
-
-
-def remote_files(root: Path) -> list[str]:
-    """Every file under a local remote, as sorted relative POSIX paths."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
-@dataclass(frozen=True)
-class MotoS3:
-    endpoint: str
-    pid: int
-    remote: str = "moto"  # the rclone remote name configured by environment
-
-    def client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
 
 
 @pytest.fixture(scope="session")
@@ -233,17 +171,6 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
             proc.wait()
 
 
-@dataclass(frozen=True)
-class S3Remote:
-    bucket: str
-    remote: str  # the REMOTE setting, e.g. "moto:drc-1a2b/backups"
-    s3: MotoS3
-
-    def keys(self) -> list[str]:
-        listed = self.s3.client().list_objects_v2(Bucket=self.bucket)
-        return sorted(item["Key"] for item in listed.get("Contents", []))
-
-
 @pytest.fixture
 def s3_remote(moto_s3: MotoS3, drc_config: Callable[..., dict[str, Any]]) -> S3Remote:
     """A fresh bucket; ``REMOTE`` points at ``moto:<bucket>/backups`` for this test."""
@@ -254,78 +181,7 @@ def s3_remote(moto_s3: MotoS3, drc_config: Callable[..., dict[str, Any]]) -> S3R
     return S3Remote(bucket=bucket, remote=remote, s3=moto_s3)
 
 
-# Test data ----------------------------------------------------------------
-def populate(alias: str, *, authors: int = 4, books: int = 3) -> None:
-    """Authors and books with awkward values: unicode, quotes, NULLs, binary, JSON."""
-    from tests.testapp.models import Author, Book
-
-    for a in range(authors):
-        author = Author.objects.using(alias).create(
-            name=f'Autor {a} — «Ünïcødé» O\'Brien "quoted" \\ back',
-            born=dt.date(1900 + a, 1 + a % 12, 1 + a) if a % 2 == 0 else None,
-        )
-        for b in range(books):
-            Book.objects.using(alias).create(
-                title=f"Book {a}.{b} ✓ tab\there newline\nthere",
-                author=author,
-                price=decimal.Decimal(f"{a}{b}.{b}9"),
-                published=dt.datetime(2020, 1 + b, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-                if b % 2 == 0
-                else None,
-                blob=bytes(range(256)) * (b + 1) if b != 1 else None,
-                meta={"a": a, "b": [b, None, "x"], "nested": {"ok": True}},
-            )
-
-
-def damage(alias: str) -> None:
-    """Change the data in every way a restore must undo: delete, update, insert."""
-    from tests.testapp.models import Author, Book
-
-    Book.objects.using(alias).filter(
-        pk__in=list(Book.objects.using(alias).order_by("pk").values_list("pk", flat=True)[:2])
-    ).delete()
-    Author.objects.using(alias).update(name="damaged")
-    Author.objects.using(alias).create(name="intruder")
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (memoryview, bytearray)):
-        return bytes(value)
-    return value
-
-
-def snapshot(alias: str, tables: tuple[str, ...] = APP_TABLES) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of ``tables``, ordered by primary key, read with raw SQL."""
-    connection = connections[alias]
-    rows = {}
-    with connection.cursor() as cursor:
-        for table in tables:
-            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)} ORDER BY 1")
-            rows[table] = [tuple(_normalise(v) for v in row) for row in cursor.fetchall()]
-    return rows
-
-
-def staging_leftovers(alias: str) -> list[str]:
-    """Databases or files a restore stages beside the live one (must be none afterwards)."""
-    settings_dict = connections[alias].settings_dict
-    name = settings_dict["NAME"]
-    vendor = connections[alias].vendor
-    if vendor == "sqlite":
-        live = Path(name)
-        return sorted(p.name for p in live.parent.glob(live.name + ".restore-tmp*"))
-    with connections[alias].cursor() as cursor:
-        if vendor == "postgresql":
-            cursor.execute("SELECT datname FROM pg_database")
-        else:
-            cursor.execute("SHOW DATABASES")
-        names = [row[0] for row in cursor.fetchall()]
-    return sorted(n for n in names if n in (f"{name}__temp", f"{name}__old"))
-
-
-# Tables made with raw SQL are not flushed between tests like the models' are.
-_SCRATCH_TABLES: set[tuple[str, str]] = set()
-
-
+# Databases ---------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _drop_scratch_tables(django_db_blocker: Any) -> Iterator[None]:
     """Drop every table :func:`make_big_table` made, so later dumps stay small."""
@@ -342,48 +198,59 @@ def _drop_scratch_tables(django_db_blocker: Any) -> Iterator[None]:
                 connections[alias].close()
 
 
-def make_big_table(alias: str, table: str, rows: int) -> None:
-    """A table of random text (``rows`` rows of ~100 bytes) that dump tools take a while over."""
-    _SCRATCH_TABLES.add((alias, table))
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        if connection.vendor == "postgresql":
-            cursor.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, a text, b text, c text)")
-            cursor.execute(
-                f"INSERT INTO {table} SELECT g, md5(random()::text), md5(random()::text), "
-                f"md5(random()::text) FROM generate_series(1, %s) g",
-                [rows],
-            )
-        else:
-            cursor.execute(
-                f"CREATE TABLE {table} (id bigint PRIMARY KEY, a char(32), b char(32), c char(32))"
-            )
-            cursor.execute(
-                f"INSERT INTO {table} SELECT seq, md5(rand()), md5(rand()), md5(rand()) "
-                f"FROM seq_1_to_{int(rows)}"
-            )
+# Redis and Celery workers -----------------------------------------------
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server not found (apt-get install redis-server)")
+    proc, port = _start_redis(binary, tmp_path_factory.mktemp("redis"))
+    try:
+        yield RedisServer(port=port, pid=proc.pid)
+    finally:
+        _stop(proc)
 
 
-def drop_table(alias: str, table: str) -> None:
-    with connections[alias].cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+@pytest.fixture
+def task_app(redis_server: RedisServer) -> Any:
+    for db in (BROKER_DB, BACKEND_DB, LOCK_DB):
+        redis_server.client(db).flushdb()
+    from tests.celery_app import app
+
+    # Another module's tests may have used this app with another broker: drop
+    # the cached connection pools and result backend, or messages would go there.
+    app._pool = None  # kombu's registry hands back the pool for the new URL
+    if "amqp" in app.__dict__:
+        app.__dict__["amqp"]._producer_pool = None
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
+    app.conf.update(
+        broker_url=redis_server.url(BROKER_DB),
+        result_backend=redis_server.url(BACKEND_DB),
+        broker_transport_options={"visibility_timeout": 3600},
+        result_backend_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry_on_startup=False,
+    )
+    app.set_current()
+    return app
 
 
-def python_program(code: str) -> tuple[str, ...]:
-    """argv running ``code`` with this interpreter: a portable stand-in for a tool."""
-    return (sys.executable, "-c", code)
+@pytest.fixture
+def lock_config(redis_server: RedisServer, drc_config: Callable[..., Any]) -> dict[str, Any]:
+    redis_server.client(LOCK_DB).flushdb()
+    return drc_config(
+        LOCK_URL=redis_server.url(LOCK_DB), LOCK_TTL=3, LOCK_RETRY_DELAY=0.5, TASK_MAX_RETRIES=2
+    )
 
 
-def db_params(*aliases: str) -> list[Any]:
-    """``pytest.param`` per alias, each marked to use only that alias's test database.
-
-    Parametrising over aliases this way keeps every test from creating and
-    flushing all four databases.
-    """
-    return [
-        pytest.param(
-            a, marks=pytest.mark.django_db(transaction=True, databases=sorted({"default", a})), id=a
-        )
-        for a in aliases
-    ]
+@pytest.fixture
+def workers(
+    task_app: Any, redis_server: RedisServer, lock_config: dict[str, Any], tmp_path: Path
+) -> Iterator[Workers]:
+    pool = Workers(redis_server, tmp_path)
+    try:
+        yield pool
+    finally:
+        for worker in pool.started:
+            worker.stop()
+        connections.close_all()  # a restore may have replaced a database file

@@ -10,7 +10,16 @@ import os
 import tempfile
 from pathlib import Path
 
+# Under pytest-xdist each worker (gw0, gw1, ...) is a session of its own: its
+# own directory (remote, media, file leases), database names and accounts. The
+# environment carries both to the worker's subprocesses (celery workers, commands).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if XDIST_WORKER and not os.environ.get("DRC_TEST_DB_SUFFIX", "").endswith(f"_{XDIST_WORKER}"):
+    os.environ["DRC_TEST_DB_SUFFIX"] = f"{os.environ.get('DRC_TEST_DB_SUFFIX', '')}_{XDIST_WORKER}"
 BASE = Path(os.environ.get("DRC_TEST_DIR") or tempfile.mkdtemp(prefix="drc-tests-"))
+if XDIST_WORKER and BASE.name != XDIST_WORKER:
+    BASE = BASE / XDIST_WORKER
+    BASE.mkdir(exist_ok=True)
 os.environ["DRC_TEST_DIR"] = str(BASE)  # one directory per session, shared with workers
 
 SECRET_KEY = "tests-only"

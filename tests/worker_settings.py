@@ -3,7 +3,7 @@
 A worker must see exactly what the pytest process sees: the test databases
 pytest-django created (``test_<NAME>``, with the ``DRC_TEST_DB_SUFFIX``), the
 test's ``DJANGO_RCLONE`` (its remote directory, lock URL, time limits), its
-``MEDIA_ROOT`` and the throwaway Redis broker. ``tests/workers.py`` passes all
+``MEDIA_ROOT`` and the throwaway Redis broker. ``tests/helpers/workers.py`` passes all
 of that in one JSON environment variable, ``DRC_WORKER_CONFIG``, built from
 the live settings of the test that starts the worker; this module applies it
 on top of ``tests.settings``.

@@ -1,5 +1,5 @@
 """A django-dbbackup configuration and its translation (docs/migrate-from-dbbackup.md).
-tests/test_docs.py validates the translated settings."""
+tests/integration/test_docs.py validates the translated settings."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A django-rclone user's settings, unchanged (docs/migrate-from-django-rclone.md).
-tests/test_migrate_django_rclone.py runs our commands against them."""
+tests/integration/test_migrate_django_rclone.py runs our commands against them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Mounting the metrics view (docs/monitoring.md). Served by
-tests/test_monitoring.py::test_metrics_urls_example_serves_the_metrics."""
+tests/system/test_monitoring.py::test_metrics_urls_example_serves_the_metrics."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Monitoring recipes (docs/monitoring.md). Validated by tests/test_docs.py;
-the hosted-check recipe is run end to end by tests/test_monitoring.py."""
+"""Monitoring recipes (docs/monitoring.md). Validated by tests/integration/test_docs.py;
+the hosted-check recipe is run end to end by tests/system/test_monitoring.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Signal receivers from docs/signals.md. tests/test_docs.py connects them and runs a
+"""Signal receivers from docs/signals.md. tests/integration/test_docs.py connects them and runs a
 real backup and restore to check that each one fires with the documented kwargs."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Retention policies (docs/settings.md#retention). Tested by tests/test_docs.py and
-tests/test_retention.py::test_documented_policies."""
+"""Retention policies (docs/settings.md#retention). Tested by tests/integration/test_docs.py and
+tests/integration/test_retention.py::test_documented_policies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Every DJANGO_RCLONE key at its default (docs/settings.md). Tested by tests/test_docs.py."""
+"""Every DJANGO_RCLONE key at its default (docs/settings.md).
+
+Tested by tests/integration/test_docs.py.
+"""
 
 from __future__ import annotations
 

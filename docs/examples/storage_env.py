@@ -1,5 +1,5 @@
 """Settings for a remote configured through environment variables (docs/storage.md).
-tests/test_docs.py validates them."""
+tests/integration/test_docs.py validates them."""
 
 from __future__ import annotations
 

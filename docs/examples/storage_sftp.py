@@ -1,4 +1,4 @@
-"""SFTP settings from docs/storage.md. tests/test_docs.py validates them."""
+"""SFTP settings from docs/storage.md. tests/integration/test_docs.py validates them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,148 @@
+"""Media backups that never destroy media (issue #12): guards, history, point-in-time restore.
+
+Every test runs the real rclone against a local-directory remote and, where
+marked, against moto's S3 API on loopback with an rclone crypt remote over it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from django_rclone_celery import process
+from django_rclone_celery.operations import (
+    backup_media,
+    list_media_points,
+)
+from django_rclone_celery.process import Command
+from tests.helpers.remotes import MotoS3
+
+# The commands record their runs in the ledger (on "default") like any entry point.
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
+
+Listing = dict[str, str]  # path -> sha256
+
+
+def hashes(root: Path) -> Listing:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def write(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+class Remote:
+    """Where the media go, and how to list what is stored there."""
+
+    def __init__(self, kind: str, listing: Callable[[], list[str]]) -> None:
+        self.kind = kind
+        self.listing = listing
+
+
+@pytest.fixture(params=["local", "crypt-s3"])
+def remote(
+    request: pytest.FixtureRequest, tmp_path: Path, drc_config: Any, rclone_bin: str
+) -> Iterator[Remote]:
+    if request.param == "local":
+        path = tmp_path / "remote"
+        path.mkdir()
+        drc_config(REMOTE=str(path))
+        yield Remote(
+            "local",
+            lambda: sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()),
+        )
+        return
+    moto: MotoS3 = request.getfixturevalue("moto_s3")
+    bucket = f"drc-media-{uuid.uuid4().hex[:12]}"
+    moto.client().create_bucket(Bucket=bucket)
+    obscured = process.run(Command(argv=(rclone_bin, "obscure", "-")), input=b"media pass\n")
+    env = {
+        "RCLONE_CONFIG_MEDIASECRET_TYPE": "crypt",
+        "RCLONE_CONFIG_MEDIASECRET_REMOTE": f"{moto.remote}:{bucket}/store",
+        "RCLONE_CONFIG_MEDIASECRET_PASSWORD": obscured.stdout.decode().strip(),
+    }
+    os.environ.update(env)
+    drc_config(REMOTE="mediasecret:backups")
+
+    def keys() -> list[str]:
+        listed = moto.client().list_objects_v2(Bucket=bucket)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+    try:
+        yield Remote("crypt-s3", keys)
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+
+
+FIRST = {
+    "a.txt": b"alpha\n",
+    "docs/b.txt": b"bravo " * 100,
+    "docs/c.bin": bytes(range(256)) * 8,
+    "pics/ünï code.png": b"\x89PNG" + b"0" * 500,
+    "keep.txt": b"never changes\n",
+}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_counts_in_the_task_result_and_run_history(
+    task_app: Any, workers: Any, remote_dir: Path, media_root: Path, drc_config: Any
+) -> None:
+    from django_rclone_celery.models import BackupRun
+
+    write(media_root, FIRST)
+    backup_media()
+    (media_root / "a.txt").unlink()
+    (media_root / "docs" / "b.txt").unlink()
+    drc_config(MEDIA_MAX_DELETE=1)
+    workers.start(concurrency=1)
+    with pytest.raises(Exception, match="would delete 2 of the 5 files"):
+        task_app.send_task("django_rclone_celery.media_backup").get(timeout=120)
+    assert (remote_dir / "media" / "a.txt").exists()
+
+    write(media_root, {"n.txt": b"new"})
+
+    result = task_app.send_task(
+        "django_rclone_celery.media_backup", kwargs={"max_delete": "40%"}
+    ).get(timeout=120)
+    assert {k: result[k] for k in ("copied", "replaced", "deleted", "bytes")} == {
+        "copied": 1,
+        "replaced": 0,
+        "deleted": 2,
+        "bytes": 3,
+    }
+    row = BackupRun.objects.get(pk=result["run"])
+    assert row.status == "succeeded"
+    assert {k: row.result[k] for k in ("copied", "replaced", "deleted", "bytes")} == {
+        "copied": 1,
+        "replaced": 0,
+        "deleted": 2,
+        "bytes": 3,
+    }
+    failed = BackupRun.objects.filter(operation="media_backup", status="failed").get()
+    assert "would delete 2 of the 5 files" in failed.error
+
+    # The task restores a point, with the guards and without a prompt.
+    first = list_media_points()[-1].name
+    restored = task_app.send_task(
+        "django_rclone_celery.media_restore", kwargs={"at": first, "max_delete": 1}
+    ).get(timeout=120)
+    assert (restored["copied"], restored["deleted"], restored["point"]) == (2, 1, first)
+    assert hashes(media_root) == {
+        k: hashlib.sha256(v).hexdigest() for k, v in sorted(FIRST.items())
+    }
+
+
