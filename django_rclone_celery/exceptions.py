@@ -1,7 +1,7 @@
 """The error tree. Everything the package raises on purpose derives from one root.
 
 Each class is drawn once, under its parent; ``[module]`` names its home when
-that is not this module. tests/test_public_api.py checks the drawing against
+that is not this module. tests/unit/test_public_api.py checks the drawing against
 the classes the package defines, and docs/reference.md against this drawing.
 
     DjangoRcloneCeleryError

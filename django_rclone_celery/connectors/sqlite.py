@@ -56,7 +56,8 @@ class SqliteConnector(Connector):
         return find_program(self.dump_tool) is not None
 
     def missing_tools(self) -> list[str]:
-        return []  # Python's module stands in for a missing sqlite3
+        # Python's module stands in for the sqlite3 program, not for another tool.
+        return [tool for tool in super().missing_tools() if tool != "sqlite3"]
 
     def stream_check(self, *, dumping: bool = False, counting: bool = False) -> SqliteDump:
         # A lock error in a stored backup says nothing about today's setting.

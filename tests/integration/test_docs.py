@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from django_rclone_celery import conf
+from tests.helpers.docs import table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -48,23 +49,6 @@ CHECK_ID = re.compile(r"django_rclone_celery\.[EW]\d{3}")
 # --- (a) settings reference -----------------------------------------------------------------
 
 
-def _table_rows(text: str, heading: str) -> dict[str, list[str]]:
-    """Rows of the first table after ``heading``, keyed by the first cell's `code`."""
-    section = text.split(heading, 1)[1]
-    rows: dict[str, list[str]] = {}
-    started = False
-    for line in section.splitlines():
-        if line.startswith("|"):
-            started = True
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            match = re.fullmatch(r"`(\w+)`", cells[0])
-            if match:
-                rows[match.group(1)] = cells
-        elif started:
-            break
-    return rows
-
-
 def _pgclone_names() -> dict[str, object] | None:
     try:
         from django_rclone_celery.pgclone import conf as pgconf
@@ -75,12 +59,12 @@ def _pgclone_names() -> dict[str, object] | None:
 
 def test_every_setting_is_documented_and_every_documented_setting_exists() -> None:
     text = (DOCS / "settings.md").read_text()
-    rows = _table_rows(text, "## `DJANGO_RCLONE` keys")
+    rows = table_rows(text, "## `DJANGO_RCLONE` keys")
     assert set(rows) == set(conf.DEFAULTS), (
         f"missing from docs: {sorted(set(conf.DEFAULTS) - set(rows))}; "
         f"not in code: {sorted(set(rows) - set(conf.DEFAULTS))}"
     )
-    pg_rows = _table_rows(text, "## `PGCLONE_*` settings")
+    pg_rows = table_rows(text, "## `PGCLONE_*` settings")
     pg_code = _pgclone_names()
     if pg_code is not None:
         assert set(pg_rows) == set(pg_code)
@@ -89,7 +73,7 @@ def test_every_setting_is_documented_and_every_documented_setting_exists() -> No
 
 
 def test_documented_defaults_are_the_code_defaults() -> None:
-    rows = _table_rows((DOCS / "settings.md").read_text(), "## `DJANGO_RCLONE` keys")
+    rows = table_rows((DOCS / "settings.md").read_text(), "## `DJANGO_RCLONE` keys")
     for key, cells in rows.items():
         literal = re.fullmatch(r"`([^`]+)`", cells[2])
         assert literal, f"{key}: default cell {cells[2]!r} is not a `literal`"
@@ -508,7 +492,7 @@ def test_troubleshooting_messages_exist_in_the_code() -> None:
 
 def test_documented_pgclone_defaults_are_the_code_defaults() -> None:
     pgconf = pytest.importorskip("django_rclone_celery.pgclone.conf")
-    rows = _table_rows((DOCS / "settings.md").read_text(), "## `PGCLONE_*` settings")
+    rows = table_rows((DOCS / "settings.md").read_text(), "## `PGCLONE_*` settings")
     actual = pgconf.get_pgclone_settings()
     checked = 0
     for name, cells in rows.items():

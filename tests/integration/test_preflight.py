@@ -74,7 +74,7 @@ def older_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_dump_tool_older_than_its_server_is_found(older_tools: None) -> None:
     # PostgreSQL: the run would use the client installed side by side
     # (/usr/lib/postgresql/<N>/bin), so there is nothing to report; the
-    # refusals are in tests/test_tool_versions.py.
+    # refusals are in tests/integration/test_tool_versions.py.
     assert preflight.postgres_problems(get_connector("pg")) == []
     [maria] = preflight.mysql_problems(get_connector("maria"))
     assert (maria.id, maria.level) == ("django_rclone_celery.E071", checks.WARNING)

@@ -153,5 +153,3 @@ def test_missing_rclone_binary_is_a_clear_error(tmp_path: Path) -> None:
         rc.lsjson(str(tmp_path))
     assert caught.value.returncode == 127
     assert not caught.value.transient
-
-

@@ -237,5 +237,3 @@ def test_an_unknown_source_alias_fails_clearly_and_changes_nothing(remote_dir: P
 
     assert read("gis") == staging
     assert staging_leftovers("gis") == []
-
-

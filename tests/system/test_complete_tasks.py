@@ -77,5 +77,3 @@ def test_the_task_fails_its_ledger_row_with_the_reason(
     failed = [s for s in workers.signals() if s["signal"] == "stage_failed"]
     assert [s["exception"] for s in failed] == ["IncompleteBackup"]
     assert remote_files(remote_dir) == []
-
-

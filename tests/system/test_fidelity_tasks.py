@@ -64,5 +64,3 @@ def test_drills_time_to_restore_is_in_the_history_and_the_admin(
     page = client.get(changelist).content.decode()
     row = page[page.index("<td>pg</td>") :]
     assert "not yet" in row[: row.index("</tr>")]
-
-

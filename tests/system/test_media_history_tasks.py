@@ -144,5 +144,3 @@ def test_counts_in_the_task_result_and_run_history(
     assert hashes(media_root) == {
         k: hashlib.sha256(v).hexdigest() for k, v in sorted(FIRST.items())
     }
-
-

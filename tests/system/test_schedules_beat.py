@@ -70,5 +70,3 @@ def test_database_scheduler_sends_a_synced_row(
 
 
 # --- plain beat_schedule --------------------------------------------------------------------
-
-

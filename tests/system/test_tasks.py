@@ -21,6 +21,7 @@ from tests.helpers.workers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 
+
 def test_backup_task_returns_the_result_and_records_the_run(
     task_app: Any, workers: Any, remote_dir: Path
 ) -> None:

@@ -89,5 +89,3 @@ def test_db_verify_task_on_a_worker(task_app: Any, workers: Any, remote_dir: Pat
     run = BackupRun.objects.get(task_id=failed.id)
     assert run.status == "failed"
     assert run.error.startswith("InvalidBackup: ")
-
-

@@ -316,5 +316,3 @@ class ArgvWatcher:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-

@@ -208,5 +208,3 @@ def test_only_allow_listed_errors_are_ignored() -> None:
 
 
 # Hook routing --------------------------------------------------------------
-
-

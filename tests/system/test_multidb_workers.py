@@ -21,8 +21,8 @@ from django_rclone_celery.enqueue import enqueue, follow
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import list_backups
 from django_rclone_celery.schedules import load_specs
-from tests.conftest import populate
-from tests.workers import Worker, wait_for
+from tests.helpers.databases import populate
+from tests.helpers.workers import Worker, wait_for
 
 pytestmark = [
     pytest.mark.postgres,

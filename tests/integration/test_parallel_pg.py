@@ -31,7 +31,9 @@ from django_rclone_celery.operations import (
     restore_database,
 )
 from django_rclone_celery.operations.verify import verify_backup
-from tests.conftest import all_cmdlines, db_params, remote_files, staging_leftovers
+from tests.helpers.databases import db_params, staging_leftovers
+from tests.helpers.processes import all_cmdlines
+from tests.helpers.remotes import remote_files
 
 PG = db_params("pg")
 TABLES = ("par_parent", "par_child", "par_big", "par_a", "par_b")
@@ -315,7 +317,7 @@ def test_jobs_on_sqlite_runs_one_stream(remote_dir: Path, caplog: Any) -> None:
 def test_sigkill_during_a_parallel_backup_publishes_nothing(
     alias: str, schema: None, remote_dir: Path, drc_config: Any, tmp_path: Path
 ) -> None:
-    from tests.test_faults import kill_mid_stream, secret_dirs
+    from tests.helpers.kills import kill_mid_stream, secret_dirs
 
     drc_config(
         LOCK_URL=f"file://{tmp_path}/locks",

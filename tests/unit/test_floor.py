@@ -21,7 +21,7 @@ from django_rclone_celery.floor.run import Progress, Run
 from django_rclone_celery.floor.staging import StagingSession
 from django_rclone_celery.process import Command
 from django_rclone_celery.tap import Tap, TappedReader
-from tests.conftest import python_program
+from tests.helpers.processes import python_program
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 PIECES = [DATA[i : i + 65_537] for i in range(0, len(DATA), 65_537)]

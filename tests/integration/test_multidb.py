@@ -24,7 +24,8 @@ from django_rclone_celery.conf import validate
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import list_backups
 from django_rclone_celery.schedules import schedule_problems
-from tests.conftest import populate, remote_files
+from tests.helpers.databases import populate
+from tests.helpers.remotes import remote_files
 
 ALL = ["default", "pg", "gis", "maria"]
 pytestmark = [

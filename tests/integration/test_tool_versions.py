@@ -24,7 +24,8 @@ from django_rclone_celery import tools
 from django_rclone_celery.checks import TAG
 from django_rclone_celery.connectors import get_connector
 from django_rclone_celery.operations import list_backups
-from tests.conftest import damage, populate, remote_files, snapshot
+from tests.helpers.databases import damage, populate, snapshot
+from tests.helpers.remotes import remote_files
 
 MARK = "ran-for-real"
 

@@ -13,9 +13,9 @@ from django_rclone_celery import conf
 from django_rclone_celery.declarations import Family, Joint, Rule, rule, setting
 from django_rclone_celery.pgclone import conf as pgconf
 from django_rclone_celery.problems import Problem, problem
-from tests.test_docs import _table_rows
+from tests.helpers.docs import table_rows
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MD = (ROOT / "docs" / "settings.md").read_text()
 
 
@@ -33,7 +33,7 @@ def _ids(cell: str) -> set[str]:
     ids=["DJANGO_RCLONE", "PGCLONE"],
 )
 def test_each_declared_rule_is_in_its_keys_docs_row(family: Family[object], heading: str) -> None:
-    rows = _table_rows(SETTINGS_MD, heading)
+    rows = table_rows(SETTINGS_MD, heading)
     assert set(rows) == set(family.declared)
     for key, (_, declared) in family.declared.items():
         documented = _ids(rows[key][3])

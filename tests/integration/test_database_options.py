@@ -21,7 +21,8 @@ from django_rclone_celery.checks import TAG
 from django_rclone_celery.conf import validate
 from django_rclone_celery.connectors import get_connector
 from django_rclone_celery.operations import list_backups
-from tests.conftest import damage, db_params, populate, remote_files, snapshot
+from tests.helpers.databases import damage, db_params, populate, snapshot
+from tests.helpers.remotes import remote_files
 
 SUFFIX = os.environ.get("DRC_TEST_DB_SUFFIX", "")
 SECRET = "hunter2-Zq9"  # a password that must never be shown

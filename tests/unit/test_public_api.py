@@ -16,18 +16,16 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 
 import django_rclone_celery
 from django_rclone_celery import exceptions
-from django_rclone_celery.models import BackupRun
 
 try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference.md"
 PACKAGE = "django_rclone_celery"
 TREE_LINE = re.compile(
@@ -228,20 +226,6 @@ def test_version_is_the_metadata_and_pyproject_version() -> None:
     assert "version" not in project.get("dynamic", [])
     assert django_rclone_celery.__version__ == project["version"]
     assert django_rclone_celery.__version__ == metadata.version("django-rclone-celery")
-
-
-# --- what the reference page says about direct calls ------------------------------------
-
-
-@pytest.mark.django_db(transaction=True, databases=["default"])
-def test_a_direct_call_runs_the_operation_alone_and_a_command_is_guarded(remote_dir: Path) -> None:
-    result = django_rclone_celery.backup_database("default")
-    assert any(remote_dir.rglob(result.name))
-    assert not BackupRun.objects.exists()
-    call_command("dbbackup", "--database", "default", verbosity=0)
-    row = BackupRun.objects.get()
-    assert row.operation == "db_backup"
-    assert row.slot.startswith("manual:")
 
 
 # --- docs/architecture.md --------------------------------------------------------------

@@ -15,7 +15,7 @@ from django_rclone_celery import registry
 from django_rclone_celery.guard import MANUAL_SLOT, lease_here
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import backup_media, list_media_points
-from tests.conftest import remote_files
+from tests.helpers.remotes import remote_files
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
 

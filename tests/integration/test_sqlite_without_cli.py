@@ -24,7 +24,8 @@ from django.db import connections
 from django_rclone_celery.connectors import get_connector
 from django_rclone_celery.operations import backup_database, list_backups
 from django_rclone_celery.process import Command, find_program, run
-from tests.conftest import damage, populate, remote_files, snapshot
+from tests.helpers.databases import damage, populate, snapshot
+from tests.helpers.remotes import remote_files
 
 SHELL = (sys.executable, "-m", "django_rclone_celery.sqlite_shell")
 AWKWARD = """
