@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import models
+from django.db.models import ForeignObjectRel
 
 from .exceptions import ConfigurationError
 
@@ -53,7 +54,10 @@ def _auto_m2m_tables(model: type[models.Model]) -> set[str]:
     tables = set()
     for f in model._meta.get_fields(include_hidden=True):
         if f.many_to_many:
-            through = f.remote_field.through if f.concrete else f.through  # type: ignore[union-attr]
+            # The field holds its through model on its rel; a reverse rel holds it itself
+            # (asking `concrete` is not enough: Django 6.0 reports M2M fields as not concrete).
+            rel = f if isinstance(f, ForeignObjectRel) else f.remote_field
+            through = rel.through  # type: ignore[union-attr]
             if through._meta.auto_created:
                 tables.add(through._meta.db_table)
     return tables
