@@ -570,8 +570,12 @@ def pipe_into(
     *,
     timeout: float | None = None,
     error: type[ProcessError] = ProcessError,
+    digest: bool = True,
 ) -> PipeStats:
-    """Stream bytes produced in Python (e.g. a portable dump) into ``sink``'s stdin."""
+    """Stream bytes produced in Python (e.g. a portable dump) into ``sink``'s stdin.
+
+    ``digest=False``: the caller hashes what it needs (the stats' sha256 is empty).
+    """
     hasher = hashlib.sha256()
     total = 0
     with _materialise(sink, error) as launch:
@@ -581,7 +585,8 @@ def pipe_into(
         try:
             assert child.proc.stdin is not None
             for chunk in chunks():
-                hasher.update(chunk)
+                if digest:
+                    hasher.update(chunk)
                 total += len(chunk)
                 try:
                     _write_all(child.proc.stdin, chunk)
@@ -593,7 +598,8 @@ def pipe_into(
             if code != 0:
                 raise error(sink.argv, code, child.stderr())
             finished = True
-            return PipeStats(total, total, hasher.hexdigest(), "", child.stderr())
+            sha256 = hasher.hexdigest() if digest else ""
+            return PipeStats(total, total, sha256, "", child.stderr())
         finally:
             if not finished:
                 child.kill()

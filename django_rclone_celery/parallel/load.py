@@ -175,7 +175,8 @@ def _load_streams(
             script.check(f"stream {index} of backup {name!r}")
 
         try:
-            process.pipe_into(loader, chunks)
+            # The manifest's sha256 is of the compressed bytes, hashed in chunks().
+            process.pipe_into(loader, chunks, digest=False)
         except Exception as exc:
             # The load stopped early, its checksum unknown: a changed byte explains
             # more than what psql made of it, so read the stream again to tell.
