@@ -620,11 +620,15 @@ def pipe_into(
     *,
     timeout: float | None = None,
     error: type[ProcessError] = ProcessError,
+    digest: bool = True,
 ) -> PipeStats:
-    """Stream bytes produced in Python (e.g. a portable dump) into ``sink``'s stdin."""
+    """Stream bytes produced in Python (e.g. a portable dump) into ``sink``'s stdin.
+
+    ``digest=False``: the caller hashes what it needs (the stats' sha256 is empty).
+    """
     if _runner is not None:
         return _runner.pipe_into(sink, chunks, timeout=timeout, error=error)
-    written = Tap()
+    written = Tap(hashing=digest)
     with _materialise(sink, error) as launch:
         child = _Child(sink, launch, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         started = time.monotonic()

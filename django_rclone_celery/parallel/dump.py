@@ -287,8 +287,11 @@ class StreamSet:
             self.streams = [
                 {"index": i, "pieces": [p.as_dict() for p in layout[i]]} for i in range(total)
             ]
+            # The streams count their own rows; SQL counts only the tables they do not carry
+            # (extensions' configuration rows, in the archive): no second scan of the data.
+            streamed = {t.key for t in coordinator.tables}
             with ThreadPoolExecutor(max_workers=total + 2, thread_name_prefix="drc-par") as pool:
-                counts = submit(pool, _count, connector, coordinator.snapshot)
+                counts = submit(pool, _count, connector, coordinator.snapshot, streamed)
                 futures = [submit(pool, one, i) for i in range(total)]
                 archive = process.pipe(
                     schema,
@@ -303,6 +306,9 @@ class StreamSet:
                 for future in futures:
                     future.result()
                 counted = counts.result()
+            for stream, pieces in zip(self.streams, layout, strict=True):
+                for piece, rows in zip(pieces, stream["rows"], strict=True):
+                    counted[piece.key] = counted.get(piece.key, 0) + rows
             cursor.execute("COMMIT")
         return archive, counted
 
@@ -312,12 +318,12 @@ class StreamSet:
         discard(self.rclone, *self.written)
 
 
-def _count(connector: PostgresConnector, snapshot: str) -> dict[str, int]:
-    """Rows of every table in the snapshot the streams read: the manifest's counts."""
+def _count(connector: PostgresConnector, snapshot: str, skip: set[str]) -> dict[str, int]:
+    """Rows of the tables not in ``skip``, in the snapshot the streams read."""
     with connector.cursor(dump=True) as cursor:
         cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute(f"SET TRANSACTION SNAPSHOT {sql_literal(snapshot)}")
-        counts = dumped_row_counts(cursor, connector.quote)
+        counts = dumped_row_counts(cursor, connector.quote, skip=skip)
         cursor.execute("COMMIT")
         return counts
 

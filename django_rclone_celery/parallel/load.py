@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from .. import process
@@ -29,7 +28,7 @@ from ..compression import decompressor
 from ..connectors.postgresql import PostgresConnector
 from ..exceptions import InvalidBackup, RcloneError
 from ..floor.manifest import Manifest
-from ..process import CHUNK_SIZE, Command
+from ..process import CHUNK_SIZE, Command, Transform
 from ..rclone import Rclone
 from . import submit
 from .streams import CopyScript, Piece
@@ -37,6 +36,25 @@ from .streams import CopyScript, Piece
 # Session settings of every tool writing the staged copy (see the module doc;
 # figures in docs/many-databases.md).
 LOAD_OPTIONS = "-c synchronous_commit=off -c maintenance_work_mem=256MB"
+
+
+# Compressed bytes read, and handed to the decompressor, at a time: one call's output
+# stays near SLICE x the compression ratio instead of a whole 1 MiB read's
+# (5-6 MB per stream on COPY text), so each loading stream holds well under 1 MB.
+READ_SIZE = 256 << 10
+SLICE = 32 << 10
+
+
+def unpacked(chunk: bytes, unpack: Transform | None) -> Iterator[bytes]:
+    """``chunk`` decompressed, in pieces of :data:`SLICE` compressed bytes."""
+    if unpack is None:
+        yield chunk
+        return
+    view = memoryview(chunk)
+    for start in range(0, len(view), SLICE):
+        out = unpack.feed(view[start : start + SLICE])
+        if out:
+            yield out if isinstance(out, bytes) else bytes(out)
 
 
 def stream_path(path: str, stream: dict[str, Any]) -> str:
@@ -60,10 +78,11 @@ def fetched_archive(rclone: Rclone, path: str, name: str, manifest: Manifest) ->
             os.fdopen(handle, "wb") as out,
             process.read_from(rclone.cat(path), error=RcloneError) as raw,
         ):
-            while chunk := raw.read(CHUNK_SIZE):
+            while chunk := raw.read(READ_SIZE):
                 digest.update(chunk)
                 size += len(chunk)
-                out.write(bytes(unpack.feed(memoryview(chunk))) if unpack else chunk)
+                for part in unpacked(chunk, unpack):
+                    out.write(part)
             if unpack:
                 out.write(unpack.finish())
         if manifest.sha256 and (digest.hexdigest() != manifest.sha256 or size != manifest.size):
@@ -135,30 +154,42 @@ def _load_streams(
             f"{name!r} is corrupt: the checksum of its stream {index} does not match its manifest"
         )
         source = rclone.cat(stream_path(path, stream))
+        digest = hashlib.sha256()
+        read = [0]
+
+        def chunks() -> Iterator[bytes]:
+            # Read, hashed and decompressed here, in small pieces (see READ_SIZE);
+            # the check runs before psql's stdin closes, so a cut stream never loads whole.
+            unpack = decompressor(manifest.compression)  # type: ignore[arg-type]
+            with process.read_from(source, error=RcloneError) as raw:
+                while chunk := raw.read(READ_SIZE):
+                    digest.update(chunk)
+                    read[0] += len(chunk)
+                    for part in unpacked(chunk, unpack):
+                        script.feed(part)
+                        yield part
+                tail = unpack.finish() if unpack else b""
+                if tail:
+                    script.feed(tail)
+                    yield tail
+            script.check(f"stream {index} of backup {name!r}")
+
         try:
-            stats = process.pipe(
-                source,
-                loader,
-                transform=decompressor(manifest.compression),  # type: ignore[arg-type]
-                digest="source",
-                source_error=RcloneError,
-                tap=script.feed,
-                tap_side="sink",
-                before_end=partial(script.check, f"stream {index} of backup {name!r}"),
-            )
+            # The manifest's sha256 is of the compressed bytes, hashed in chunks().
+            process.pipe_into(loader, chunks, digest=False)
         except Exception as exc:
             # The load stopped early, its checksum unknown: a changed byte explains
             # more than what psql made of it, so read the stream again to tell.
             if not isinstance(exc, RcloneError) and _sha256(source) != stream["sha256"]:
                 raise corrupt from exc
             raise
-        if stats.sha256 != stream["sha256"]:
+        if digest.hexdigest() != stream["sha256"]:
             raise corrupt
         with lock:
-            done[0] += stats.bytes_in
+            done[0] += read[0]
             if progress:
                 progress(done[0])
-        return stats.bytes_in
+        return read[0]
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="drc-load") as pool:
         return sum(f.result() for f in [submit(pool, one, s) for s in manifest.streams])
@@ -186,13 +217,14 @@ def verify_streams(rclone: Rclone, path: str, name: str, manifest: Manifest) -> 
         size = 0
         damage = ""
         with process.read_from(rclone.cat(stream_path(path, stream)), error=RcloneError) as raw:
-            while chunk := raw.read(CHUNK_SIZE):
+            while chunk := raw.read(READ_SIZE):
                 digest.update(chunk)
                 size += len(chunk)
                 if damage:
                     continue
                 try:
-                    script.feed(bytes(unpack.feed(memoryview(chunk))) if unpack else chunk)
+                    for part in unpacked(chunk, unpack):
+                        script.feed(part)
                 except Exception as exc:  # zstd: corrupt frame
                     damage = f"its zstd stream is corrupt ({exc})"
             if unpack and not damage:

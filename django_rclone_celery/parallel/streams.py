@@ -15,6 +15,7 @@ from typing import Any
 from ..completeness import StreamCheck
 
 _TERMINATOR = b"\\."
+_COPY_SLICE = 64 << 10
 # What pg_dump sets for its own COPY output, so the rows read back the same way.
 DUMP_SETTINGS = (
     "SET DateStyle = ISO",
@@ -111,7 +112,14 @@ class CopyScript(StreamCheck):
             return
         # The decoder's own bytes when it gave bytes: no copy of a whole chunk.
         raw = data.obj if isinstance(data, memoryview) and isinstance(data.obj, bytes) else data
-        chunk = raw if isinstance(raw, bytes) and len(raw) == len(data) else bytes(data)
+        if isinstance(raw, bytes) and len(raw) == len(data):
+            self._feed(raw)
+            return
+        # A view of a reused buffer: copied a slice at a time, not a whole 1 MiB read.
+        for start in range(0, len(data), _COPY_SLICE):
+            self._feed(bytes(data[start : start + _COPY_SLICE]))
+
+    def _feed(self, chunk: bytes) -> None:
         pos = 0
         if self._pending:  # finish the line the last chunk cut, on its own
             newline = chunk.find(b"\n")
