@@ -311,6 +311,21 @@ def test_jobs_on_sqlite_runs_one_stream(remote_dir: Path, caplog: Any) -> None:
     restore_database("default", jobs=3)
 
 
+@pytest.mark.parametrize("alias", PG)
+def test_dump_args_keep_a_backup_in_one_stream(
+    alias: str, schema: None, remote_dir: Path, drc_config: Any, caplog: Any
+) -> None:
+    """The streams could not honour what DUMP_ARGS leave out: such an alias dumps one stream."""
+    drc_config(DATABASE_OPTIONS={alias: {"DUMP_ARGS": ["--exclude-table-data=par_big"]}})
+    with caplog.at_level("WARNING", logger="django_rclone_celery"):
+        result = backup_database(alias, jobs=2)
+    assert f"--jobs 2: {alias} has DUMP_ARGS, so it dumps in one stream" in caplog.text
+    manifest = json.loads((remote_dir / "db" / naming.manifest_name(result.name)).read_text())
+    assert manifest["streams"] == []
+    restore_database(alias, jobs=2)
+    assert sql("SELECT count(*) FROM par_big", alias=alias) == [(0,)]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("alias", PG)
