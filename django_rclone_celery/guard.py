@@ -264,6 +264,10 @@ def _guarded(
 ) -> Outcome | dict[str, Any]:
     """Run ``plan`` while holding ``lock`` (already acquired); a skipped dict if beaten to it."""
     cancel = Cancel()
+    # A restore that held the lease until now may have replaced the ledger's or the
+    # target's database under this process's connections (SQLite: the file).
+    _reconnect(ledger.ledger_alias(), plan.database)
+    row = ledger.written_again_if_lost(row)
     with Heartbeat(lock, on_lost=cancel.cancel) as beat:
         started = ledger.start(row, run_id, lock.token, worker)
         if started is None:
@@ -426,7 +430,6 @@ def _wait_here(
                 f"for longer than LOCK_WAIT ({settings.lock_wait} s)"
             )
         time.sleep(pause * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
-    _reconnect(ledger.ledger_alias(), plan.database)  # they may have been replaced
 
 
 def _reconnect(*aliases: str | None) -> None:

@@ -25,14 +25,23 @@ both win.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import DatabaseError, IntegrityError, OperationalError, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
@@ -49,6 +58,46 @@ class TooManyAttempts(DjangoRcloneCeleryError):
 
 def ledger_alias() -> str:
     return router.db_for_write(BackupRun)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _file_replaced(exc: OperationalError) -> bool:
+    """SQLite's answer to a write through a connection whose file a restore's swap replaced."""
+    name = getattr(exc.__cause__, "sqlite_errorname", None)  # Python 3.11+
+    if name is not None:
+        return bool(name == "SQLITE_READONLY_DBMOVED")
+    return "readonly database" in str(exc)
+
+
+def survives_swap(func: Callable[P, R]) -> Callable[P, R]:
+    """Write through a fresh connection when a restore replaced the SQLite ledger's file.
+
+    Runs on other targets (and runs still waiting for the lease) write the
+    ledger while a restore of its database may swap the file under their
+    connection; SQLite then refuses every write on it. Reopening finds the
+    new file, which holds the ledger written back by that restore.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except OperationalError as exc:
+            connection = connections[ledger_alias()]
+            if (
+                connection.vendor != "sqlite"
+                or connection.in_atomic_block
+                or not _file_replaced(exc)
+            ):
+                raise
+            logger.info("the ledger's database file was replaced; reconnecting")
+            connection.close()
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 # -- slots --------------------------------------------------------------------
@@ -171,6 +220,7 @@ def previous_cron_time(expression: str, tz: str, now: datetime) -> datetime:
 # -- claiming -----------------------------------------------------------------
 
 
+@survives_swap
 def claim(operation: str, database: str, slot: str, task_id: str) -> tuple[BackupRun, bool]:
     """The ledger row for this run, created if new. Returns ``(row, created)``.
 
@@ -263,6 +313,7 @@ def queued_timeout() -> float:
     return max(3.0 * settings.lock_ttl, 6.0 * settings.lock_retry_delay)
 
 
+@survives_swap
 def take_over(row: BackupRun, task_id: str) -> BackupRun | None:
     """Move a queued row whose message was lost to message ``task_id``; None if it moved on."""
     if row.status != Status.QUEUED or row.task_id == task_id:
@@ -288,12 +339,14 @@ def take_over(row: BackupRun, task_id: str) -> BackupRun | None:
     return fresh
 
 
+@survives_swap
 def abandon(row: BackupRun, error: str) -> None:
     BackupRun.objects.filter(pk=row.pk, status=row.status, lock_token=row.lock_token).update(
         status=Status.FAILED, error=error, finished=timezone.now()
     )
 
 
+@survives_swap
 def start(row: BackupRun, task_id: str, token: str, worker: str) -> BackupRun | None:
     """Mark ``row`` running for us, if nobody changed it since it was read.
 
@@ -326,6 +379,23 @@ def start(row: BackupRun, task_id: str, token: str, worker: str) -> BackupRun | 
     return fresh
 
 
+def written_again_if_lost(row: BackupRun) -> BackupRun:
+    """``row``, written again if the ledger no longer holds it.
+
+    A restore of the ledger's own database writes back the rows it saw just
+    before its swap; a row claimed in that instant is not among them. Call
+    with a fresh connection, once the lease is held.
+    """
+    if BackupRun.objects.filter(task_id=row.task_id).exists():
+        return row
+    again, created = claim(row.operation, row.database, row.slot, row.task_id)
+    if created:
+        logger.warning("run %s: its ledger row was lost in a swap; written again", row.task_id)
+        return again
+    return row  # its slot holds another run's row now: start() finds ours gone and skips
+
+
+@survives_swap
 def reap_abandoned(database: str, keep: BackupRun) -> int:
     """Mark runs on ``database`` that are still "running" as failed: their worker died.
 
@@ -345,6 +415,7 @@ def reap_abandoned(database: str, keep: BackupRun) -> int:
     return reaped
 
 
+@survives_swap
 def refused(row: BackupRun) -> None:
     """Count a delivery refused at the door as an attempt (it will not be retried)."""
     BackupRun.objects.filter(pk=row.pk, task_id=row.task_id).update(
@@ -352,6 +423,7 @@ def refused(row: BackupRun) -> None:
     )
 
 
+@survives_swap
 def mark_queued(row: BackupRun) -> None:
     BackupRun.objects.filter(pk=row.pk, status=Status.QUEUED).update(
         stage="waiting for lock", seen=timezone.now()
@@ -362,13 +434,19 @@ def progress(row: BackupRun, stage: str, bytes_done: int, bytes_total: int | Non
     """Best effort: progress is for people watching, and a SQLite ledger in the file
     being dumped stays locked by the dump's reader until the stream ends."""
     try:
-        BackupRun.objects.filter(
-            pk=row.pk, status=Status.RUNNING, lock_token=row.lock_token
-        ).update(stage=stage[:32], bytes_done=bytes_done, bytes_total=bytes_total)
+        _progress(row, stage, bytes_done, bytes_total)
     except OperationalError as exc:
         logger.info("progress of run %s not recorded: %s", row.pk, exc)
 
 
+@survives_swap
+def _progress(row: BackupRun, stage: str, bytes_done: int, bytes_total: int | None) -> None:
+    BackupRun.objects.filter(pk=row.pk, status=Status.RUNNING, lock_token=row.lock_token).update(
+        stage=stage[:32], bytes_done=bytes_done, bytes_total=bytes_total
+    )
+
+
+@survives_swap
 def succeed(row: BackupRun, result: dict[str, Any]) -> None:
     size = result.get("size")
     BackupRun.objects.filter(pk=row.pk).update(
@@ -381,6 +459,7 @@ def succeed(row: BackupRun, result: dict[str, Any]) -> None:
     )
 
 
+@survives_swap
 def fail(row: BackupRun, exc: BaseException) -> None:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     BackupRun.objects.filter(pk=row.pk).update(
