@@ -21,16 +21,17 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >
   echo "==> installing python3-venv"
   apt_install python3-venv python3-pip
 fi
+source "$ROOT/scripts/venv-install.sh"
+
 if [ ! -x "$PY" ]; then
   echo "==> creating $VENV"
   python3 -m venv "$VENV"
-  "$PY" -m pip install -q -U pip
 fi
 stamp="$VENV/.drc-installed${EXTRAS:+-$EXTRAS}"
 want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "==> installing django-rclone-celery${EXTRAS:+[$EXTRAS]} into $VENV"
-  "$PY" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}" 2>&1 | grep -v "^WARNING: Location" || true
+  venv_install "$PY" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   "$PY" -c "import django_rclone_celery" # fail loudly if the install did not work
   echo "$want" > "$stamp"
 fi

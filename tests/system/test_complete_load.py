@@ -32,9 +32,9 @@ from tests.helpers.databases import populate
 BACKUP = "django_rclone_celery.db_backup"
 ALIASES = ("default", "pg", "maria")
 # Two backups of each database per wave, half of them waiting for the lock.
-# 10 waves (20 per engine) already overlap every run with another and with
+# 4 waves (8 per engine) already overlap every run with another and with
 # the writers; DRC_LOAD_WAVES=25 is the 50-per-engine run of issue #20.
-WAVES = int(os.environ.get("DRC_LOAD_WAVES", "10"))
+WAVES = int(os.environ.get("DRC_LOAD_WAVES", "4"))
 MIN_COMMITS_PER_S = 5
 
 

@@ -25,8 +25,9 @@ from tests.helpers.workers import BROKER_DB, wait_for
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 
 CLEANUP = "django_rclone_celery.db_cleanup"
-# 10 rounds hit every stage of a backup; DRC_KILL_LOOPS=50 for a longer hunt.
-KILL_LOOPS = int(os.environ.get("DRC_KILL_LOOPS", "10"))
+# 4 rounds kill the whole worker twice and its pool child twice; DRC_KILL_LOOPS=50
+# for a longer hunt.
+KILL_LOOPS = int(os.environ.get("DRC_KILL_LOOPS", "4"))
 
 
 def running_tools(marker: str) -> list[int]:

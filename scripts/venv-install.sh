@@ -1,0 +1,19 @@
+# Sourced by scripts/bootstrap.sh and scripts/test-versions.
+# venv_install VENV_PYTHON ARGS...: pip install into a virtualenv, through uv
+# when it installs (several times faster, and a second virtualenv comes from
+# its cache in seconds), else through pip itself. Also used by test-versions.
+venv_install() {
+  local python="$1" bin
+  shift
+  bin="$(dirname "$python")"
+  if [ ! -x "$bin/uv" ] && [ -z "${DRC_NO_UV:-}" ]; then
+    "$python" -m pip install -q uv 2>&1 | grep -v "^WARNING: Location" || true
+  fi
+  if [ -x "$bin/uv" ] && [ -z "${DRC_NO_UV:-}" ]; then
+    "$bin/uv" pip install -q --python "$python" "$@" && return 0
+    echo "uv could not install; trying pip" >&2
+  fi
+  local rc=0
+  "$python" -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } || rc=$?
+  return "$rc"
+}
