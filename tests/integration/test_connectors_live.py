@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from django_rclone_celery.exceptions import ProcessError
 from django_rclone_celery.operations import backup_database, restore_database
 from django_rclone_celery.process import Command
 from tests.helpers.databases import damage, drop_table, make_big_table, populate, snapshot
-from tests.helpers.processes import all_cmdlines
+from tests.helpers.processes import ArgvWatcher
 
 PASSWORD = 'Drc pw "q" \\ #x 7f3a9c-found'
 SERVER = {"HOST": "db.example", "PORT": "6543", "USER": "app", "PASSWORD": PASSWORD}
@@ -101,59 +99,6 @@ def test_mongodb_round_trip(tmp_path: Path, remote_dir: Path, monkeypatch: Any) 
 
 
 # No password on argv while real dumps run -------------------------------------------
-class ArgvWatcher:
-    """Reads every process's cmdline in a loop until stopped.
-
-    Records any process whose cmdline contains ``secret``, and every run of the
-    watched ``tools`` on this test's database (to prove the scan overlapped the dump). For a
-    ``--defaults-extra-file`` it also records the option file's mode while the
-    tool runs.
-    """
-
-    def __init__(self, secret: str, tools: set[str], contains: str) -> None:
-        self.secret = secret.encode()
-        self.tools = tools
-        self.contains = contains  # other test runs may use the same tools meanwhile
-        self.leaks: list[str] = []
-        self.seen: dict[int, list[str]] = {}
-        self.file_modes: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        # A short pause between scans leaves the GIL to the operation being watched.
-        while not self._stop.wait(0.003):
-            for pid, raw in all_cmdlines().items():
-                if self.secret in raw:
-                    self.leaks.append(raw.decode("utf-8", "replace"))
-                argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
-                if (
-                    argv
-                    and os.path.basename(argv[0]) in self.tools
-                    and any(self.contains in a for a in argv)
-                ):
-                    self.seen[pid] = argv
-                    for arg in argv:
-                        if arg.startswith("--defaults-extra-file="):
-                            path = arg.split("=", 1)[1]
-                            # /dev/fd/N is the tool's descriptor N, not ours.
-                            if path.startswith("/dev/fd/"):
-                                path = f"/proc/{pid}/fd/{path.rsplit('/', 1)[1]}"
-                            try:
-                                mode = os.stat(path).st_mode
-                                self.file_modes.add(stat.S_IMODE(mode))
-                            except OSError:
-                                pass
-
-    def __enter__(self) -> ArgvWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.fixture
 def pg_password_role() -> Iterator[str]:
     role = f"drc_pw{os.environ.get('DRC_TEST_DB_SUFFIX', '')}"

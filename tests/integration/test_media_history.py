@@ -6,11 +6,9 @@ marked, against moto's S3 API on loopback with an rclone crypt remote over it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from django_rclone_celery import process, signals
+from django_rclone_celery import signals
 from django_rclone_celery.conf import max_delete_limit, validate
 from django_rclone_celery.exceptions import BackupNotFound, ConfigurationError, SyncRefused
 from django_rclone_celery.media_history import Point, parse_stamp, select
@@ -31,22 +29,11 @@ from django_rclone_celery.operations import (
     list_media_points,
     restore_media,
 )
-from django_rclone_celery.process import Command
+from tests.helpers.media import REMOTE_KINDS, Listing, Remote, hashes, open_remote, write
 from tests.helpers.prompts import Prompts, Terminal
-from tests.helpers.remotes import MotoS3
 
 # The commands record their runs in the ledger (on "default") like any entry point.
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
-
-Listing = dict[str, str]  # path -> sha256
-
-
-def hashes(root: Path) -> Listing:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def call(*args: str) -> str:
@@ -55,55 +42,11 @@ def call(*args: str) -> str:
     return out.getvalue()
 
 
-def write(root: Path, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
-class Remote:
-    """Where the media go, and how to list what is stored there."""
-
-    def __init__(self, kind: str, listing: Callable[[], list[str]]) -> None:
-        self.kind = kind
-        self.listing = listing
-
-
-@pytest.fixture(params=["local", "crypt-s3"])
+@pytest.fixture(params=REMOTE_KINDS)
 def remote(
     request: pytest.FixtureRequest, tmp_path: Path, drc_config: Any, rclone_bin: str
 ) -> Iterator[Remote]:
-    if request.param == "local":
-        path = tmp_path / "remote"
-        path.mkdir()
-        drc_config(REMOTE=str(path))
-        yield Remote(
-            "local",
-            lambda: sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()),
-        )
-        return
-    moto: MotoS3 = request.getfixturevalue("moto_s3")
-    bucket = f"drc-media-{uuid.uuid4().hex[:12]}"
-    moto.client().create_bucket(Bucket=bucket)
-    obscured = process.run(Command(argv=(rclone_bin, "obscure", "-")), input=b"media pass\n")
-    env = {
-        "RCLONE_CONFIG_MEDIASECRET_TYPE": "crypt",
-        "RCLONE_CONFIG_MEDIASECRET_REMOTE": f"{moto.remote}:{bucket}/store",
-        "RCLONE_CONFIG_MEDIASECRET_PASSWORD": obscured.stdout.decode().strip(),
-    }
-    os.environ.update(env)
-    drc_config(REMOTE="mediasecret:backups")
-
-    def keys() -> list[str]:
-        listed = moto.client().list_objects_v2(Bucket=bucket)
-        return sorted(item["Key"] for item in listed.get("Contents", []))
-
-    try:
-        yield Remote("crypt-s3", keys)
-    finally:
-        for key in env:
-            os.environ.pop(key, None)
+    yield from open_remote(request, tmp_path, drc_config, rclone_bin)
 
 
 FIRST = {
