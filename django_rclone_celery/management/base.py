@@ -16,9 +16,11 @@ from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from ..checks import TAG as CHECK_TAG
 from ..exceptions import DjangoRcloneCeleryError
+from ..notify import first_line
 
 
 def human_size(size: float) -> str:
@@ -70,6 +72,10 @@ class OperationCommand(BaseCommand):
             return func(**kwargs)
         except DjangoRcloneCeleryError as exc:
             raise CommandError(str(exc)) from exc
+        except DatabaseError as exc:
+            # A database server or file that failed under the run (the run is recorded
+            # failed where the ledger could be written): one line, not a traceback.
+            raise CommandError(f"database error: {first_line(str(exc))}") from exc
 
     def run_guarded(self, task: str, /, **kwargs: Any) -> Any:
         """Run task ``task``'s operation here, through the run guard.
