@@ -39,11 +39,15 @@ class Command(OperationCommand):
         f"failing, {NOT_FRESH} otherwise."
     )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    @staticmethod
+    def _status() -> Any:
         try:
-            found = self.run_operation(status)
-        except DatabaseError as exc:
+            return status()
+        except DatabaseError as exc:  # said here, more precisely than run_operation would
             raise CommandError(f"cannot read the run history: {exc}") from exc
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        found = self.run_operation(self._status)
         if options["json"]:
             payload = {
                 "ok": all(t.ok for t in found),
