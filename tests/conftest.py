@@ -244,6 +244,15 @@ def task_app(redis_server: RedisServer) -> Iterator[Any]:
 
 
 @pytest.fixture
+def schedules(drc_config: Callable[..., Any]) -> dict[str, Any]:
+    """``SCHEDULES`` set to ``tests.helpers.schedules.SCHEDULES`` for this test."""
+    from tests.helpers.schedules import SCHEDULES
+
+    drc_config(SCHEDULES=SCHEDULES)
+    return SCHEDULES
+
+
+@pytest.fixture
 def lock_config(redis_server: RedisServer, drc_config: Callable[..., Any]) -> dict[str, Any]:
     redis_server.client(LOCK_DB).flushdb()
     return drc_config(

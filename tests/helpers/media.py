@@ -17,6 +17,15 @@ from tests.helpers.remotes import MotoS3
 
 REMOTE_KINDS = ["local", "crypt-s3"]
 
+# A first media tree: nested folders, binary and non-ASCII names.
+FIRST = {
+    "a.txt": b"alpha\n",
+    "docs/b.txt": b"bravo " * 100,
+    "docs/c.bin": bytes(range(256)) * 8,
+    "pics/ünï code.png": b"\x89PNG" + b"0" * 500,
+    "keep.txt": b"never changes\n",
+}
+
 Listing = dict[str, str]  # path -> sha256
 
 

@@ -29,7 +29,7 @@ from django_rclone_celery.operations import (
     list_media_points,
     restore_media,
 )
-from tests.helpers.media import REMOTE_KINDS, Listing, Remote, hashes, open_remote, write
+from tests.helpers.media import FIRST, REMOTE_KINDS, Listing, Remote, hashes, open_remote, write
 from tests.helpers.prompts import Prompts, Terminal
 
 # The commands record their runs in the ledger (on "default") like any entry point.
@@ -47,15 +47,6 @@ def remote(
     request: pytest.FixtureRequest, tmp_path: Path, drc_config: Any, rclone_bin: str
 ) -> Iterator[Remote]:
     yield from open_remote(request, tmp_path, drc_config, rclone_bin)
-
-
-FIRST = {
-    "a.txt": b"alpha\n",
-    "docs/b.txt": b"bravo " * 100,
-    "docs/c.bin": bytes(range(256)) * 8,
-    "pics/ünï code.png": b"\x89PNG" + b"0" * 500,
-    "keep.txt": b"never changes\n",
-}
 
 
 # 1. Guards -------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Backup verification on real servers: good backups pass, every kind of damage fails.
 
-Real PostgreSQL, MariaDB and SQLite, the real rclone binary on a
-local-directory remote, and a real Celery worker for the task. Damaged
-backups are made by editing the stored object (and, where the point is that
-the checksum alone would not notice, its manifest too).
+Real PostgreSQL, MariaDB and SQLite and the real rclone binary on a
+local-directory remote (the ``db_verify`` task on a worker is in
+``tests/system/test_verify_tasks.py``). Damaged backups are made by editing
+the stored object (and, where the point is that the checksum alone would not
+notice, its manifest too).
 """
 
 from __future__ import annotations

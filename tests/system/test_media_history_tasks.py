@@ -1,13 +1,11 @@
 """Media backups that never destroy media (issue #12): guards, history, point-in-time restore.
 
-Every test runs the real rclone against a local-directory remote and, where
-marked, against moto's S3 API on loopback with an rclone crypt remote over it.
+Through a real Celery worker, with the real rclone against a local-directory remote.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +15,10 @@ from django_rclone_celery.operations import (
     backup_media,
     list_media_points,
 )
-from tests.helpers.media import REMOTE_KINDS, Remote, hashes, open_remote, write
+from tests.helpers.media import FIRST, hashes, write
 
 # The commands record their runs in the ledger (on "default") like any entry point.
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default"])
-
-
-@pytest.fixture(params=REMOTE_KINDS)
-def remote(
-    request: pytest.FixtureRequest, tmp_path: Path, drc_config: Any, rclone_bin: str
-) -> Iterator[Remote]:
-    yield from open_remote(request, tmp_path, drc_config, rclone_bin)
-
-
-FIRST = {
-    "a.txt": b"alpha\n",
-    "docs/b.txt": b"bravo " * 100,
-    "docs/c.bin": bytes(range(256)) * 8,
-    "pics/ünï code.png": b"\x89PNG" + b"0" * 500,
-    "keep.txt": b"never changes\n",
-}
 
 
 @pytest.mark.django_db(transaction=True, databases=["default"])

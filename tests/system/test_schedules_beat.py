@@ -15,26 +15,6 @@ from django_rclone_celery.schedules import (
 from tests.celery_redis import celery_config, celery_includes  # noqa: F401
 from tests.helpers.workers import EMBEDDED_BROKER_DB, RedisServer
 
-NIGHTLY = {
-    "task": "django_rclone_celery.db_backup",
-    "crontab": "30 2 * * *",
-    "timezone": "Europe/Paris",
-    "kwargs": {"database": "default", "clean": True},
-}
-RETENTION = {
-    "task": "django_rclone_celery.db_cleanup",
-    "every": 3600,
-    "kwargs": {"database": "default", "keep": 5},
-}
-SCHEDULES = {"nightly": NIGHTLY, "retention": RETENTION}
-
-
-@pytest.fixture
-def schedules(drc_config: Any) -> dict[str, Any]:
-    drc_config(SCHEDULES=SCHEDULES)
-    return SCHEDULES
-
-
 # --- validation -----------------------------------------------------------------------------
 
 

@@ -1,9 +1,6 @@
-"""Backup verification on real servers: good backups pass, every kind of damage fails.
+"""The ``db_verify`` task on a real Celery worker, against real servers and rclone.
 
-Real PostgreSQL, MariaDB and SQLite, the real rclone binary on a
-local-directory remote, and a real Celery worker for the task. Damaged
-backups are made by editing the stored object (and, where the point is that
-the checksum alone would not notice, its manifest too).
+The damage cases themselves are in ``tests/integration/test_verify.py``.
 """
 
 from __future__ import annotations

@@ -29,25 +29,7 @@ from django_rclone_celery.schedules import (
     spec_for,
 )
 from tests.celery_redis import celery_config, celery_includes  # noqa: F401
-
-NIGHTLY = {
-    "task": "django_rclone_celery.db_backup",
-    "crontab": "30 2 * * *",
-    "timezone": "Europe/Paris",
-    "kwargs": {"database": "default", "clean": True},
-}
-RETENTION = {
-    "task": "django_rclone_celery.db_cleanup",
-    "every": 3600,
-    "kwargs": {"database": "default", "keep": 5},
-}
-SCHEDULES = {"nightly": NIGHTLY, "retention": RETENTION}
-
-
-@pytest.fixture
-def schedules(drc_config: Any) -> dict[str, Any]:
-    drc_config(SCHEDULES=SCHEDULES)
-    return SCHEDULES
+from tests.helpers.schedules import NIGHTLY, RETENTION, SCHEDULES
 
 
 def ids(spec: Any) -> list[str]:
