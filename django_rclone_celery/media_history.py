@@ -76,7 +76,7 @@ def points(names: Iterable[str]) -> list[Point]:
 
 def encode_files(files: Mapping[str, int]) -> str:
     """The costly part of a record (the file list), which :func:`encode` takes ready-made."""
-    return json.dumps(dict(sorted(files.items())), ensure_ascii=False)
+    return json.dumps(files, ensure_ascii=False, sort_keys=True)
 
 
 def encode(

@@ -726,6 +726,13 @@ class Started:
             raise self._error(self._child.cmd.argv, code, stderr)
         return Completed(code, b"".join(self._out), stderr)
 
+    def running(self) -> bool:
+        return not self.done and self._child.proc.poll() is None
+
+    def redact(self, text: str) -> str:
+        """``text`` without this command's secrets (for what it said other than on stderr)."""
+        return redact(text, self._child.cmd.secrets())
+
     def kill(self) -> None:
         if not self.done:
             self.done = True

@@ -24,10 +24,9 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,13 +34,12 @@ from tempfile import TemporaryDirectory
 
 from django.conf import settings as django_settings
 
-from .. import media_history, retention, signals
+from .. import media_history, rc, retention, signals
 from ..conf import Settings, get_settings, max_delete_limit
-from ..exceptions import ConfigurationError, InvalidBackup, RcloneError, SyncRefused
+from ..exceptions import ConfigurationError, InvalidBackup, SyncRefused
 from ..floor.run import ProgressCallback, Run
 from ..media_history import Point
-from ..process import Started
-from ..rclone import Entry, Rclone, entries, join, lsjson_args, read_report, report_args
+from ..rclone import Entry, Rclone, join, read_report, report_args
 from ..results import MediaCleanupResult, MediaPointInfo, MediaResult
 
 logger = logging.getLogger("django_rclone_celery")
@@ -197,7 +195,9 @@ def _unchanged(
 def _walk(root: str, since: float) -> tuple[dict[str, int], set[str]]:
     """Every local file's size, read while rclone works (its report has none), and the
     files modified at or after ``since``."""
-    if sys.platform.startswith("linux"):  # only there is a thread id a "process" to nice
+    if os.environ.get("DRC_NICE") and sys.platform.startswith(
+        "linux"
+    ):  # only there is a thread id a "process" to nice
         with suppress(OSError):
             # rclone's pass is the work: let it have the CPUs first.
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
@@ -297,47 +297,50 @@ def _sync(
     max_delete: MaxDelete,
     settings: Settings,
 ) -> tuple[MediaPlan, Point]:
-    """Copy, decide the guards, move the deletions aside and record the point.
+    """Copy, decide the guards, then record the point and move the deletions aside.
 
     Every rclone start costs about as much as comparing thousands of files, so
-    the starts overlap the copy: the history listing runs beside it, and the
-    point's upload and the move of the deletions are started while it runs
-    and wait on their input. They get it only once the guards allow; refused,
-    they are killed before reading any (see :class:`process.Started`).
+    the small calls around the copy go to rclone's remote control (see
+    :mod:`..rc`): the history listing to the copy itself while it runs, the
+    point's upload and the move of the deletions to one ``rclone rcd``,
+    started during the copy when the walk shows the media changed.
     """
     history = history_dir(settings)
     name = media_history.stamp(datetime.now(timezone.utc))
     versions = join(history, name)
     fast = _walk_is_rclones_view(settings)
-    with ExitStack() as later, TemporaryDirectory(prefix="drc-media-") as lists:
-        listing = later.enter_context(
-            rclone.start(*lsjson_args(history, recursive=False, modtime=False, dirs=True))
-        )
-        started = time.time()
+    with (
+        TemporaryDirectory(prefix="drc-media-") as lists,
+        rc.sockets() as sockets,
+        ExitStack() as later,
+    ):
+        calls: rc.Control | None = None
+        listing: list[Entry] | None = None
+        # Copy first: it deletes nothing, and what it replaces goes to the version folder.
         copy_args = ("copy", root, destination, "--backup-dir", versions)
-        upload: tuple[str, Started] | None = None
-        mover: Started | None = None
         if fast:
-            copy = later.enter_context(rclone.start(*copy_args, *report_args(lists)))
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # The walk, and the record's file list, while rclone copies.
+            started = time.time()
+            served = sockets / "copy.sock"
+            with (
+                rclone.start(
+                    *copy_args, *report_args(lists), *rc.serve_flags(rclone, served)
+                ) as copy,
+                ThreadPoolExecutor(max_workers=1) as pool,
+            ):
+                # The walk, and the record's file list, while rclone starts and copies.
                 known, recent, encoded = pool.submit(_walk_and_encode, root, started).result()
-            entries_ = _finish_listing(listing)
-            guess = _point(name, known)
-            if _unchanged_point(guess, entries_) is None:  # changes likely: get them ready
-                upload = (
-                    guess.record,
-                    later.enter_context(rclone.start("rcat", join(history, guess.record))),
-                )
-                mover = later.enter_context(_start_mover(rclone, destination, versions))
-            copy.finish()
+                listing = rc.attach(rclone, copy, served).list_dir(history)
+                if _unchanged_point(_point(name, known), listing) is None:
+                    # Changes likely: the daemon starts while the copy runs (not
+                    # before the walk: three start-ups at once slow the copy).
+                    calls = later.enter_context(rc.daemon(rclone, sockets / "rcd.sock"))
+                copy.finish()
             marks = _marks(read_report(lists))
             marks["="] = _unchanged(rclone, destination, marks, known, recent)
         else:
-            # Copy first: it deletes nothing, and what it replaces goes to the version folder.
+            calls = later.enter_context(rc.daemon(rclone, sockets / "rcd.sock"))
             known, recent, encoded = {}, set(), ""
             marks = _marks(rclone.changes(*copy_args, dry_run=False))
-            entries_ = _finish_listing(listing)
         plan = _backup_plan(root, destination, marks, known)
         try:
             _guard(plan, allow_empty, max_delete, settings)
@@ -348,29 +351,27 @@ def _sync(
                     "were uploaded (the replaced versions are kept)."
                 ) from exc
             raise
-        point = None if plan.changes else _unchanged_point(_point(name, plan.files), entries_)
-        if point is not None:
-            return plan, point
+        point = _point(name, plan.files)
+        if not plan.changes:
+            if listing is None:
+                assert calls is not None  # started above when the copy could not list
+                listing = calls.list_dir(history)
+            latest = _unchanged_point(point, listing)
+            if latest is not None:
+                return plan, latest
+        if calls is None:  # the walk saw no change, the copy did
+            calls = later.enter_context(rc.daemon(rclone, sockets / "rcd.sock"))
         # As walked (and no size taken from the mirror since): the file list is encoded.
         same = fast and not recent and plan.files == known
-        point = guess if same else _point(name, plan.files)
-        if upload is None or upload[0] != point.record:
-            upload = (
-                point.record,
-                later.enter_context(rclone.start("rcat", join(history, point.record))),
-            )
-        if mover is None and plan.delete:
-            mover = later.enter_context(_start_mover(rclone, destination, versions))
-        # Deleted from the mirror by moving them beside what the copy replaced.
-        # The point may be written meanwhile (after the copy, never before):
-        # it does not list them, and until they move the mirror still has
-        # them for the older points.
-        if mover is not None:
-            mover.send("".join(f"{p}\n" for p in plan.delete).encode("utf-8", "surrogateescape"))
-        record = media_history.encode(plan.files, _counts(plan), encoded=encoded if same else None)
-        upload[1].finish(record)
-        if mover is not None:
-            mover.finish()
+        record = Path(lists, point.record)
+        record.write_bytes(
+            media_history.encode(plan.files, _counts(plan), encoded=encoded if same else None)
+        )
+        calls.put_file(record, history, point.record)
+        # Deleted from the mirror by moving them beside what the copy replaced,
+        # after the point (which does not list them): until they move, the
+        # mirror still has them for the older points.
+        calls.move_files(destination, versions, plan.delete)
     return plan, point
 
 
@@ -381,20 +382,6 @@ def _point(name: str, files: dict[str, int]) -> Point:
         files=len(files),
         size=sum(max(s, 0) for s in files.values()),
     )
-
-
-def _finish_listing(listing: Started) -> list[Entry]:
-    try:
-        return entries(listing.finish().stdout)
-    except RcloneError as exc:
-        return entries(exc)
-
-
-def _start_mover(rclone: Rclone, mirror: str, versions: str) -> AbstractContextManager[Started]:
-    """``rclone move`` of a list it reads from stdin, which starts with a name no file
-    has: should we die before the real list, rclone moves nothing."""
-    never = f".drc-no-such-file-{uuid.uuid4().hex}\n".encode()
-    return rclone.start("move", mirror, versions, "--files-from-raw", "-", first=never)
 
 
 def backup_media(

@@ -1,0 +1,212 @@
+"""``rc``: rclone's remote control serving a media backup's small calls (#12).
+
+Real rclone, against a local-directory remote and (where marked) moto's S3
+with a crypt remote over it; the fallback is driven by an rclone whose
+``rcd`` cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from django_rclone_celery import rc
+from django_rclone_celery.conf import get_settings
+from django_rclone_celery.exceptions import RcloneError
+from django_rclone_celery.rclone import Rclone, join
+from tests.helpers.media import REMOTE_KINDS, Remote, open_remote, write
+
+
+@pytest.fixture(params=REMOTE_KINDS)
+def remote(
+    request: pytest.FixtureRequest, tmp_path: Path, drc_config: Any, rclone_bin: str
+) -> Iterator[Remote]:
+    yield from open_remote(request, tmp_path, drc_config, rclone_bin)
+
+
+def _logging_rclone(tmp_path: Path, drc_config: Any, rclone_bin: str, *, rcd: bool) -> Path:
+    """Make ``RCLONE_BINARY`` an ``rclone`` that notes each command it gets, then runs
+    the real one; without ``rcd``, it refuses ``rcd`` as one without socket support would."""
+    script = tmp_path / "rclone-logged"
+    log = tmp_path / "commands.log"
+    refuse = "" if rcd else 'if [ "$1" = rcd ]; then echo "unknown command rcd" >&2; exit 1; fi\n'
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\n{refuse}exec "{rclone_bin}" "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    drc_config(RCLONE_BINARY=str(script))
+    return log
+
+
+@pytest.fixture
+def no_daemon(tmp_path: Path, drc_config: Any, rclone_bin: str) -> Path:
+    return _logging_rclone(tmp_path, drc_config, rclone_bin, rcd=False)
+
+
+@pytest.fixture
+def commands(tmp_path: Path, drc_config: Any, rclone_bin: str) -> Path:
+    return _logging_rclone(tmp_path, drc_config, rclone_bin, rcd=True)
+
+
+def _rclone() -> Rclone:
+    return Rclone(get_settings())
+
+
+def _names(rclone: Rclone, path: str) -> set[str]:
+    return set(rclone.sizes(path))
+
+
+def test_the_calls_do_exactly_what_they_say(remote: Remote, tmp_path: Path) -> None:
+    rclone = _rclone()
+    base = get_settings().remote
+    local = tmp_path / "local"
+    mirror = {f"d{i}/f{i}.bin": bytes([i]) * (10 + i) for i in range(6)}
+    write(local, mirror)
+    rclone.transfer("copy", str(local), join(base, "mirror"), None)
+    record = tmp_path / "up" / "point.json.gz"
+    write(record.parent, {record.name: b"\x1f\x8b the record"})
+    with rc.sockets() as place, rc.daemon(rclone, place / "rcd.sock") as calls:
+        assert calls.list_dir(join(base, "missing")) == []
+        calls.put_file(record, join(base, "history"), "point.json.gz")
+        calls.move_files(
+            join(base, "mirror"), join(base, "history", "v1"), ["d1/f1.bin", "d4/f4.bin"]
+        )
+        listed = {(e.name, e.is_dir) for e in calls.list_dir(join(base, "history"))}
+    assert listed == {("point.json.gz", False), ("v1", True)}
+    assert rclone.get_bytes(join(base, "history", "point.json.gz")) == b"\x1f\x8b the record"
+    # Only the two named files moved; the rest of the mirror stayed.
+    assert _names(rclone, join(base, "mirror")) == set(mirror) - {"d1/f1.bin", "d4/f4.bin"}
+    assert _names(rclone, join(base, "history", "v1")) == {"d1/f1.bin", "d4/f4.bin"}
+    assert rclone.get_bytes(join(base, "history", "v1", "d4/f4.bin")) == mirror["d4/f4.bin"]
+
+
+def test_many_files_and_undecodable_names_move_through_one_rclone_move(
+    remote_dir: Path, tmp_path: Path
+) -> None:
+    rclone = _rclone()
+    mirror = remote_dir / "mirror"
+    names = [f"f{i:03d}" for i in range(rc.MOVE_CALLS_MAX + 1)]
+    write(mirror, {name: name.encode() for name in [*names, "stays"]})
+    odd = os.fsdecode(b"caf\xe9.txt")  # Latin-1, not UTF-8
+    (mirror / odd).write_bytes(b"odd")
+    with rc.sockets() as place, rc.daemon(rclone, place / "rcd.sock") as calls:
+        calls.move_files(str(mirror), str(remote_dir / "v"), names)
+        calls.move_files(str(mirror), str(remote_dir / "v"), [odd])
+    assert sorted(p.name for p in mirror.iterdir()) == ["stays"]
+    assert sorted(os.listdir(remote_dir / "v")) == sorted([*names, odd])
+
+
+def test_errors_are_rclone_errors(remote_dir: Path, tmp_path: Path) -> None:
+    with rc.sockets() as place, rc.daemon(_rclone(), place / "rcd.sock") as calls:
+        with pytest.raises(RcloneError) as missing:
+            calls.put_file(tmp_path / "nothing-here", str(remote_dir), "x")
+        assert missing.value.not_found
+        with pytest.raises(RcloneError) as gone:
+            calls.move_files(str(remote_dir), str(remote_dir / "v"), ["no-such-file"])
+        assert gone.value.not_found
+    assert list(remote_dir.iterdir()) == []
+
+
+def test_the_daemon_ends_with_the_block(remote_dir: Path) -> None:
+    with rc.sockets() as place, rc.daemon(_rclone(), place / "rcd.sock") as calls:
+        assert calls.list_dir(str(remote_dir)) == []
+        daemon = calls._server
+        assert daemon is not None
+        assert daemon.running()
+        socket_dir = Path(calls._path).parent
+        assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+    assert not daemon.running()
+    assert not socket_dir.exists()
+
+
+def test_without_the_daemon_each_call_runs_rclone(
+    remote_dir: Path, tmp_path: Path, no_daemon: Path
+) -> None:
+    rclone = _rclone()
+    write(remote_dir / "mirror", {"a": b"a", "b": b"b"})
+    record = tmp_path / "record"
+    record.write_bytes(b"rec")
+    with rc.sockets() as place, rc.daemon(rclone, place / "rcd.sock") as calls:
+        calls.put_file(record, str(remote_dir / "history"), "point")
+        calls.move_files(str(remote_dir / "mirror"), str(remote_dir / "history" / "v"), ["a"])
+        listed = {e.name for e in calls.list_dir(str(remote_dir / "history"))}
+    assert listed == {"point", "v"}
+    assert (remote_dir / "history" / "point").read_bytes() == b"rec"
+    assert sorted(p.name for p in (remote_dir / "mirror").iterdir()) == ["b"]
+    assert no_daemon.read_text().split() == ["rcd", "rcat", "move", "lsjson"]
+
+
+def test_a_media_backup_without_the_daemon_keeps_its_history(
+    remote_dir: Path, media_root: Path, no_daemon: Path
+) -> None:
+    from django_rclone_celery.operations import backup_media, list_media_points
+
+    write(media_root, {"a.txt": b"one", "b.txt": b"two"})
+    first = backup_media()
+    (media_root / "a.txt").unlink()
+    second = backup_media()
+    assert (first.files, second.files, second.deleted) == (2, 1, 1)
+    assert [p.files for p in list_media_points()] == [1, 2]
+    assert "rcd" in no_daemon.read_text().split()
+
+
+def test_a_command_serves_while_it_runs_then_rclone_answers(
+    remote_dir: Path, commands: Path
+) -> None:
+    rclone = _rclone()
+    write(remote_dir / "history", {"p1": b"1", "v/x": b"x"})
+    with rc.sockets() as place:
+        served = place / "cat.sock"
+        # rcat waits on its stdin: a command that runs as long as the test wants.
+        with rclone.start("rcat", str(remote_dir / "out"), *rc.serve_flags(rclone, served)) as cat:
+            calls = rc.attach(rclone, cat, served)
+            assert {e.name for e in calls.list_dir(str(remote_dir / "history"))} == {"p1", "v"}
+            assert commands.read_text().split() == ["rcat"]
+            cat.finish(b"done")
+        # Ended: the same call runs rclone itself, with the same answer.
+        assert {e.name for e in calls.list_dir(str(remote_dir / "history"))} == {"p1", "v"}
+    assert commands.read_text().split() == ["rcat", "lsjson"]
+    assert (remote_dir / "out").read_bytes() == b"done"
+
+
+@pytest.mark.parametrize("flag", ["--rc-addr=127.0.0.1:5572", "--rc"])
+def test_a_remote_control_of_the_users_own_is_left_alone(
+    remote_dir: Path, drc_config: Any, flag: str
+) -> None:
+    drc_config(RCLONE_FLAGS=[flag])
+    rclone = _rclone()
+    assert not rc.usable(rclone)
+    with rc.sockets() as place:
+        assert rc.serve_flags(rclone, place / "x.sock") == []
+        with rc.daemon(rclone, place / "rcd.sock") as calls:
+            assert calls._server is None
+
+
+def test_an_rclone_rc_variable_is_left_alone(
+    remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RCLONE_RC_ADDR", "127.0.0.1:5572")
+    assert not rc.usable(_rclone())
+
+
+def test_a_backup_starts_the_daemon_only_when_the_media_changed(
+    remote_dir: Path, media_root: Path, commands: Path
+) -> None:
+    from django_rclone_celery.operations import backup_media, list_media_points
+
+    write(media_root, {"a.txt": b"one", "b.txt": b"two"})
+    backup_media()
+    commands.write_text("")
+    unchanged = backup_media()
+    assert commands.read_text().split() == ["copy"]  # its listing came from the copy
+    (media_root / "a.txt").unlink()
+    (media_root / "b.txt").write_bytes(b"changed")
+    commands.write_text("")
+    changed = backup_media()
+    assert commands.read_text().split() == ["copy", "rcd"]
+    assert (unchanged.copied, unchanged.replaced, unchanged.deleted) == (0, 0, 0)
+    assert (changed.replaced, changed.deleted) == (1, 1)
+    assert [p.files for p in list_media_points()] == [1, 2]
