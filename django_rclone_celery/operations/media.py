@@ -328,8 +328,11 @@ def _sync(
                 ThreadPoolExecutor(max_workers=1) as pool,
             ):
                 # The walk, and the record's file list, while rclone starts and copies.
-                known, recent, encoded = pool.submit(_walk_and_encode, root, started).result()
+                walking = pool.submit(_walk_and_encode, root, started)
+                # Asked as soon as the copy listens: a small tree's copy soon ends
+                # (then rclone lists it, in a process of its own).
                 listing = rc.attach(rclone, copy, served).list_dir(history)
+                known, recent, encoded = walking.result()
                 if _unchanged_point(_point(name, known), listing) is None:
                     # Changes likely: the daemon starts while the copy runs (not
                     # before the walk: three start-ups at once slow the copy).
