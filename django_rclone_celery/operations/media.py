@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -195,12 +193,6 @@ def _unchanged(
 def _walk(root: str, since: float) -> tuple[dict[str, int], set[str]]:
     """Every local file's size, read while rclone works (its report has none), and the
     files modified at or after ``since``."""
-    if os.environ.get("DRC_NICE") and sys.platform.startswith(
-        "linux"
-    ):  # only there is a thread id a "process" to nice
-        with suppress(OSError):
-            # rclone's pass is the work: let it have the CPUs first.
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     sizes: dict[str, int] = {}
     recent: set[str] = set()
     pending = [("", root)]
