@@ -53,7 +53,7 @@ from tests.helpers.kills import (
 from tests.helpers.processes import all_cmdlines, cmdline
 from tests.helpers.remotes import remote_files
 from tests.helpers.tasks import BACKUP, RESTORE, SLOW_STREAM, complete_backups
-from tests.helpers.workers import BACKEND_DB, BROKER_DB
+from tests.helpers.workers import BACKEND_DB, BROKER_DB, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("DRC_FAULT_KILLS", "3"))
@@ -486,11 +486,20 @@ def test_a_killed_pool_process_takes_its_tools_with_it(
     while not streaming(child, "rcat") and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)  # well into the stream
-    tools = descendants(child)
-    # The dump tool (on Debian a perl wrapper until it execs) and rclone, at least.
-    names = [os.path.basename(cmdline(pid)[0]) for pid in tools if cmdline(pid)]
-    assert "rclone" in names, names
-    assert len(names) >= 2, names
+
+    def both_running() -> list[int]:
+        # The dump itself (not a ``--version`` beside it; on Debian a perl
+        # wrapper until it execs) and rclone, both alive: the kill must find
+        # each. Asked again until so, with the worker's log if never.
+        tools = descendants(child)
+        argvs = [cmdline(pid) for pid in tools]
+        dumping = any(
+            any(arg.endswith("pg_dump") for arg in a[:2]) and "--version" not in a for a in argvs
+        )
+        uploading = any(a[:1] and a[0].endswith("rclone") for a in argvs)
+        return tools if dumping and uploading else []
+
+    tools = wait_for(both_running, 30, what="pg_dump and rclone, both running", pool=workers)
     os.kill(child, signal.SIGKILL)
     killed = time.monotonic()
     while time.monotonic() < killed + GRACE and any(alive(pid) for pid in tools):
