@@ -28,10 +28,16 @@ if [ ! -x "$PY" ]; then
   python3 -m venv "$VENV"
 fi
 stamp="$VENV/.drc-installed${EXTRAS:+-$EXTRAS}"
-want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+# The marker after pyproject.toml changes when what an install does changes.
+want="$( (cat "$ROOT/pyproject.toml"; echo "bytecode") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "==> installing django-rclone-celery${EXTRAS:+[$EXTRAS]} into $VENV"
   venv_install "$PY" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  if [ -f "$stamp" ]; then
+    # An earlier install may have left its packages without bytecode, and a
+    # package already in place is not compiled again by the install above.
+    "$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null || true
+  fi
   "$PY" -c "import django_rclone_celery" # fail loudly if the install did not work
   echo "$want" > "$stamp"
 fi
