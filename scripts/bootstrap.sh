@@ -33,11 +33,7 @@ want="$( (cat "$ROOT/pyproject.toml"; echo "bytecode") | sha256sum | cut -d' ' -
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "==> installing django-rclone-celery${EXTRAS:+[$EXTRAS]} into $VENV"
   venv_install "$PY" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
-  if [ -f "$stamp" ]; then
-    # An earlier install may have left its packages without bytecode, and a
-    # package already in place is not compiled again by the install above.
-    "$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null || true
-  fi
+  [ ! -f "$stamp" ] || venv_compile "$PY"
   "$PY" -c "import django_rclone_celery" # fail loudly if the install did not work
   echo "$want" > "$stamp"
 fi

@@ -22,3 +22,11 @@ venv_install() {
   "$python" -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } || rc=$?
   return "$rc"
 }
+
+# venv_compile VENV_PYTHON: bytecode for a virtualenv's packages that an
+# earlier install left without (an install skips what is already in place).
+venv_compile() {
+  local python="$1" site
+  site="$("$python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  "$python" -m compileall -q -j 0 "$site" >/dev/null || true
+}

@@ -28,7 +28,10 @@ Fixtures
     ``workers``      ``workers.start(name, ...)`` starts a ``celery -A
                      tests.celery_app worker`` subprocess (prefork pool, its own
                      process group) and waits until it is ready; every worker
-                     is stopped after the test.
+                     is killed after the test.
+
+After each transactional test, ``tests.helpers.flush`` empties the tables that
+hold rows (Django's own flush empties all and re-runs ``post_migrate``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,12 @@ LONGEST_FIRST = (  # by their time in a full run (--durations), longest first
     "tests/system/test_idempotency.py",
     "tests/integration/test_fidelity.py",
 )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.helpers import flush
+
+    flush.install()  # a transactional test's teardown empties only what it filled
 
 
 @pytest.hookimpl(trylast=True)
@@ -268,6 +277,8 @@ def workers(
     try:
         yield pool
     finally:
+        # Killed, not stopped: a warm shutdown took 1-2 s per worker, and
+        # tests that need one call stop() themselves.
         for worker in pool.started:
-            worker.stop()
+            worker.kill()
         connections.close_all()  # a restore may have replaced a database file
