@@ -28,14 +28,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import process
 from .exceptions import RcloneError
 from .process import Started
-from .rclone import Entry, Rclone, join
+from .rclone import Entry, Rclone, join, quiet_gc
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -44,7 +43,6 @@ READY_TIMEOUT = 10.0  # seconds for a server to listen; then the calls run rclon
 # rclone's own concurrency instead of one call per file.
 MOVE_CALLS_MAX = 64
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
-_QUIET_GC = {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -249,9 +247,8 @@ def daemon(rclone: Rclone, path: Path) -> Iterator[Control]:
     if not usable(rclone):
         yield Control(rclone, None, str(path))
         return
-    command = rclone.command("rcd", "--rc-addr", f"unix://{path}", "--rc-no-auth")
     # Its calls are small: collecting garbage only near the limit saves a
     # fifth of its CPU, most of which goes to starting.
-    command = replace(command, env={**command.env, **_QUIET_GC})
+    command = quiet_gc(rclone.command("rcd", "--rc-addr", f"unix://{path}", "--rc-no-auth"))
     with process.started(command, error=RcloneError) as server:
         yield Control(rclone, server, str(path))

@@ -153,3 +153,46 @@ def test_missing_rclone_binary_is_a_clear_error(tmp_path: Path) -> None:
         rc.lsjson(str(tmp_path))
     assert caught.value.returncode == 127
     assert not caught.value.transient
+
+
+def _env_logging_rclone(tmp_path: Path, rclone_bin: str) -> tuple[Rclone, Path]:
+    """An rclone that notes its verb and Go's GC variables, then runs the real one."""
+    script = tmp_path / "rclone-env"
+    log = tmp_path / "env.log"
+    script.write_text(
+        f'#!/bin/sh\necho "$1 GOGC=${{GOGC:-}} GOMEMLIMIT=${{GOMEMLIMIT:-}}" >> "{log}"\n'
+        f'exec "{rclone_bin}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return Rclone(Settings(remote=str(tmp_path), rclone_binary=str(script))), log
+
+
+def test_short_calls_collect_garbage_only_near_a_limit_and_streams_as_go_does(
+    tmp_path: Path, rclone_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    rclone, log = _env_logging_rclone(tmp_path, rclone_bin)
+    target = str(tmp_path / "r" / "small.bin")
+    rclone.put_bytes(target, b"x" * 100)
+    assert rclone.get_bytes(target) == b"x" * 100
+    assert [e.name for e in rclone.lsjson(str(tmp_path / "r"))] == ["small.bin"]
+    rclone.moveto(target, target + ".moved")
+    process.pipe_into(rclone.rcat(str(tmp_path / "stream.bin")), lambda: iter([b"y" * 1000]))
+    assert log.read_text().splitlines() == [
+        "rcat GOGC=off GOMEMLIMIT=256MiB",
+        "cat GOGC=off GOMEMLIMIT=256MiB",
+        "lsjson GOGC=off GOMEMLIMIT=256MiB",
+        "moveto GOGC=off GOMEMLIMIT=256MiB",
+        "rcat GOGC= GOMEMLIMIT=",  # a stream: Go's own collector
+    ]
+
+
+def test_the_users_own_go_gc_setting_is_left_alone(
+    tmp_path: Path, rclone_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOGC", "50")
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    rclone, log = _env_logging_rclone(tmp_path, rclone_bin)
+    assert rclone.lsjson(str(tmp_path / "missing")) == []
+    assert log.read_text().splitlines() == ["lsjson GOGC=50 GOMEMLIMIT="]
