@@ -166,12 +166,13 @@ class Control:
                 # its socket; a call it never took did nothing.
                 never_taken = isinstance(exc, (ConnectionRefusedError, FileNotFoundError))
                 ended = self._server is None or not self._server.running()
+                if never_taken and not ended and attempt < 499:
+                    time.sleep(0.002)  # not listening yet: ask again
+                    continue
                 if safe or (never_taken and ended):
                     self._ready = False
                     return None
-                if not never_taken or attempt == 499:
-                    raise RcloneError(argv, None, f"rclone remote control: {exc}") from None
-                time.sleep(0.002)
+                raise RcloneError(argv, None, f"rclone remote control: {exc}") from None
             finally:
                 connection.close()
         try:
