@@ -4,23 +4,37 @@
 # virtualenv comes from its cache in seconds), else through pip itself. Also
 # used by test-versions.
 venv_install() {
-  local python="$1" bin
+  local python="$1" uv
   shift
-  bin="$(dirname "$python")"
-  if [ ! -x "$bin/uv" ] && [ -z "${DRC_NO_UV:-}" ]; then
+  uv="$(venv_uv "$python")"
+  if [ -z "$uv" ] && [ -z "${DRC_NO_UV:-}" ]; then
     "$python" -m pip install -q uv 2>&1 | grep -v "^WARNING: Location" || true
+    uv="$(venv_uv "$python")"
   fi
-  if [ -x "$bin/uv" ] && [ -z "${DRC_NO_UV:-}" ]; then
+  if [ -n "$uv" ] && [ -z "${DRC_NO_UV:-}" ]; then
     # --compile-bytecode: uv writes no .pyc by default, and where
     # PYTHONDONTWRITEBYTECODE is set (CI, many images) Python then compiles
     # Django and Celery again at every start: 1.2 s of CPU for each manage.py
     # or worker process instead of 0.1 s (pip compiles at install by default).
-    "$bin/uv" pip install -q --compile-bytecode --python "$python" "$@" && return 0
+    # DRC_COMPILE_BYTECODE=0: for a virtualenv whose users write their own
+    # (test-versions runs its pytest without PYTHONDONTWRITEBYTECODE).
+    local compile="--compile-bytecode"
+    [ "${DRC_COMPILE_BYTECODE:-1}" != 0 ] || compile=""
+    # shellcheck disable=SC2086  # compile is one flag or none
+    "$uv" pip install -q $compile --python "$python" "$@" && return 0
     echo "uv could not install; trying pip" >&2
   fi
   local rc=0
   "$python" -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } || rc=$?
   return "$rc"
+}
+
+# venv_uv VENV_PYTHON: the virtualenv's own uv, else one on PATH (the project
+# virtualenv's, for the version pairs), else nothing.
+venv_uv() {
+  local bin
+  bin="$(dirname "$1")"
+  if [ -x "$bin/uv" ]; then echo "$bin/uv"; else command -v uv || true; fi
 }
 
 # venv_compile VENV_PYTHON: bytecode for a virtualenv's packages that an
