@@ -29,12 +29,17 @@ venv_install() {
   return "$rc"
 }
 
-# venv_uv VENV_PYTHON: the virtualenv's own uv, else one on PATH (the project
-# virtualenv's, for the version pairs), else nothing.
+# venv_uv VENV_PYTHON: the virtualenv's own uv, else the project virtualenv's
+# (the version pairs' virtualenvs are made without pip), else nothing.
 venv_uv() {
-  local bin
+  local bin project
   bin="$(dirname "$1")"
-  if [ -x "$bin/uv" ]; then echo "$bin/uv"; else command -v uv || true; fi
+  project="${VENV:-$ROOT/.venv}/bin/uv"
+  if [ -x "$bin/uv" ]; then
+    echo "$bin/uv"
+  elif [ -x "$project" ]; then
+    echo "$project"
+  fi
 }
 
 # venv_compile VENV_PYTHON: bytecode for a virtualenv's packages that an
