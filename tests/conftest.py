@@ -63,22 +63,28 @@ from tests.helpers.workers import (
 )
 
 # Order ------------------------------------------------------------------
-# The longest modules first: under pytest-xdist (``--dist loadfile``, as
-# scripts/test runs it) they start at once and the short ones fill in around
-# them, so the run ends soon after its longest module.
-LONGEST_FIRST = (  # by their time in a full run (--durations), longest first
-    "tests/system/test_faults.py",
+# The longest modules first: under pytest-xdist (scripts/test runs
+# ``--dist loadfile --no-loadscope-reorder``; xdist's own reorder would put the
+# modules with the most tests first) they start at once and the short ones fill
+# in around them, so the run ends soon after its longest module.
+LONGEST_FIRST = (  # by their summed test time in a full run, longest first
     "tests/integration/test_docs.py",
+    "tests/system/test_faults.py",
     "tests/system/test_guard_faults.py",
-    "tests/system/test_demo.py",
     "tests/integration/test_media_history.py",
-    "tests/system/test_complete_load.py",
+    "tests/system/test_demo.py",
     "tests/system/test_worker_kill.py",
+    "tests/integration/pgclone/test_flow.py",
     "tests/system/test_first_hour.py",
     "tests/system/test_monitoring.py",
-    "tests/system/test_browser.py",
+    "tests/integration/test_failures.py",
+    "tests/integration/test_complete.py",
+    "tests/integration/test_parallel_pg.py",
+    "tests/integration/test_roundtrip.py",
+    "tests/system/test_complete_load.py",
     "tests/system/test_idempotency.py",
     "tests/integration/test_fidelity.py",
+    "tests/system/test_browser.py",
 )
 
 

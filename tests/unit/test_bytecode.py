@@ -1,4 +1,5 @@
-"""The project's virtualenv is compiled to bytecode at install (docs/deployment.md, "Bytecode").
+"""The project's virtualenv is compiled to bytecode at install (docs/deployment.md,
+"Bytecode"), and its own modules by scripts/bootstrap.sh.
 
 scripts/bootstrap.sh installs through uv, which writes no ``.pyc`` unless asked;
 with ``PYTHONDONTWRITEBYTECODE`` set, every ``manage.py`` and worker start in
@@ -35,3 +36,26 @@ def test_the_modules_every_start_imports_were_compiled_at_install(name: str) -> 
     cached = Path(importlib.util.cache_from_source(source))
     assert cached.is_file(), f"no bytecode for {name}: {cached}"
     assert cached.stat().st_mtime <= STAMP.stat().st_mtime, f"{cached} was written after install"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# The project's own modules that a manage.py or worker start imports: an
+# editable install, compiled by scripts/bootstrap.sh at each run.
+OWN_MODULES = (
+    "django_rclone_celery/process.py",
+    "django_rclone_celery/operations/backup.py",
+    "django_rclone_celery/tasks.py",
+    "example_project/bookshop/settings.py",
+    "tests/worker_settings.py",
+)
+
+
+@pytest.mark.skipif(not STAMP.exists(), reason="not the virtualenv of scripts/bootstrap.sh test")
+@pytest.mark.skipif(
+    not sys.flags.dont_write_bytecode, reason="imports write bytecode: nothing to tell apart"
+)
+@pytest.mark.parametrize("path", OWN_MODULES)
+def test_the_projects_own_modules_were_compiled_by_bootstrap(path: str) -> None:
+    # With PYTHONDONTWRITEBYTECODE no import writes it, so only bootstrap can have.
+    cached = Path(importlib.util.cache_from_source(str(ROOT / path)))
+    assert cached.is_file(), f"no bytecode for {path}: {cached}"
