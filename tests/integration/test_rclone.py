@@ -188,6 +188,20 @@ def test_short_calls_collect_garbage_only_near_a_limit_and_streams_as_go_does(
     ]
 
 
+def test_a_copy_started_ahead_collects_garbage_only_near_the_limit_too(
+    tmp_path: Path, rclone_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    rclone, log = _env_logging_rclone(tmp_path, rclone_bin)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.bin").write_bytes(b"a" * 10)
+    with rclone.start("copy", str(tmp_path / "src"), str(tmp_path / "dst")) as copy:
+        copy.finish()
+    assert (tmp_path / "dst" / "a.bin").read_bytes() == b"a" * 10
+    assert log.read_text().splitlines() == ["copy GOGC=off GOMEMLIMIT=256MiB"]
+
+
 def test_the_users_own_go_gc_setting_is_left_alone(
     tmp_path: Path, rclone_bin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
