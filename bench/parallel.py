@@ -6,6 +6,8 @@ Measures, interleaved, each ``--repeat`` times (medians and paired ratios as
 in ``run.py``, whose harness this reuses):
 
 - ``bare_zstd``: ``pg_dump -Fc -Z0 | zstd -1 -T2 | rclone rcat`` (the bare single stream);
+- ``bare_zstd_t1``: the same with ``zstd -1``, one zstd worker: the pipeline as
+  issue #19 spells it (``-T2`` gives the bare side a second compressing thread);
 - ``ours_zstd``: ``manage.py dbbackup`` (one stream);
 - ``ours_jobs2``: ``manage.py dbbackup --jobs 2``;
 - ``bare_two_dump``: the largest table's two key-range halves as two
@@ -52,6 +54,7 @@ from run import (  # noqa: E402
 STREAM_MARKER = ".stream-"
 LABELS = {
     "bare_zstd": "bare `pg_dump -Fc -Z0 | zstd -1 -T2 | rclone rcat`",
+    "bare_zstd_t1": "bare `pg_dump -Fc -Z0 | zstd -1 | rclone rcat` (the issue's)",
     "ours_zstd": "`dbbackup` (one stream)",
     "ours_jobs2": "`dbbackup --jobs 2`",
     "bare_two_dump": "bare two-stream dump (2 key-range `\\copy` + `pg_dump -T` rest)",
@@ -60,17 +63,18 @@ LABELS = {
     "bare_par_restore": "bare parallel restore (schema, 2 COPY halves + data, post-data -j 2)",
 }
 GROUPS = [
-    ("bare_zstd", "ours_zstd", "ours_jobs2", "bare_two_dump"),
+    ("bare_zstd", "bare_zstd_t1", "ours_zstd", "ours_jobs2", "bare_two_dump"),
     ("bare_restore", "ours_restore_jobs2", "bare_par_restore"),
 ]
-# (ours, baseline, max ratio at 1 GB, what the issue says)
+# (ours, baseline, max ratio at ~1 GB, at 5 GB and more, what the issue says)
 TARGETS = [
-    ("ours_zstd", "bare_zstd", 1.10, "single-stream dbbackup <= 1.10x bare pipeline"),
-    ("ours_jobs2", "bare_zstd", 1.10, "dbbackup --jobs 2 <= 1.10x bare single stream"),
-    ("ours_restore_jobs2", "bare_restore", 0.85, "dbrestore --jobs 2 <= 0.85x bare single"),
-    ("ours_restore_jobs2", "bare_par_restore", 1.05, "dbrestore --jobs 2 <= 1.05x bare parallel"),
-    ("bare_par_restore", "bare_restore", 1.0, "(issue's figure) bare parallel vs bare single"),
-    ("bare_two_dump", "bare_zstd", 9.9, "(issue's figure) bare two-stream dump vs single"),
+    ("ours_zstd", "bare_zstd", 1.10, 1.03, "single-stream dbbackup <= {}x bare pipeline"),
+    ("ours_zstd", "bare_zstd_t1", 1.10, 1.03, "single-stream dbbackup <= {}x the issue's pipeline"),
+    ("ours_jobs2", "bare_zstd", 1.10, 1.10, "dbbackup --jobs 2 <= {}x bare single stream"),
+    ("ours_restore_jobs2", "bare_restore", 0.85, 0.92, "dbrestore --jobs 2 <= {}x bare single"),
+    ("ours_restore_jobs2", "bare_par_restore", 1.05, 1.05, "dbrestore -j 2 <= {}x bare parallel"),
+    ("bare_par_restore", "bare_restore", 1.0, 1.0, "(issue's figure) bare parallel vs bare single"),
+    ("bare_two_dump", "bare_zstd", 9.9, 9.9, "(issue's figure) bare two-stream dump vs single"),
 ]
 
 
@@ -274,10 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = ", ".join(f"{s.seconds:.2f}" for s in m.samples)
         lines.append(f"| {cell(m.label)} | {m.median:.2f} s | {mb(m.size)} | {rss} | {runs} |")
     lines += ["", "| comparison | ratio (medians; paired) | target |", "|---|---|---|"]
-    for ours, base, limit, text in TARGETS:
+    for ours, base, at_1gb, at_5gb, text in TARGETS:
+        limit = at_5gb if args.size_mb >= 5000 else at_1gb
         pair = ratios(measures, ours, base)
         verdict = "" if limit > 5 else ("PASS" if max(pair) <= limit else "FAIL")
-        lines.append(f"| {cell(text)} | {show(pair)} | {verdict} |")
+        lines.append(f"| {cell(text.format(limit))} | {show(pair)} | {verdict} |")
     report = "\n".join(lines) + "\n"
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

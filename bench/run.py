@@ -207,6 +207,14 @@ class Bench:
         )
         return Sample(seconds, out.stat().st_size)
 
+    def bare_zstd_t1(self) -> Sample:
+        """The issue's bare pipeline as it spells it: ``zstd -1``, zstd's one default worker."""
+        out = self.bare_dir / "zstd-t1.dump.zst"
+        seconds = self.shell(
+            f"pg_dump -Fc -Z0 {self.libpq} {self.db} | zstd -1 -q | {RCLONE} rcat {out}"
+        )
+        return Sample(seconds, out.stat().st_size)
+
     def bare_null(self) -> Sample:
         """No target: ``pg_dump -Z0`` into /dev/null, the floor of any streamed backup."""
         return Sample(self.shell(f"pg_dump -Fc -Z0 {self.libpq} {self.db} > /dev/null"))
