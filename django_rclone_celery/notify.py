@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.apps import apps
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.db import connections
 from django.urls import NoReverseMatch, reverse
@@ -152,7 +153,9 @@ def run_link(row: BackupRun, settings: Settings) -> str | None:
     """The run's page in the admin, absolute, if the admin is mounted and a base is known."""
     try:
         path = reverse(f"admin:{row._meta.app_label}_{row._meta.model_name}_change", args=[row.pk])
-    except NoReverseMatch:
+    except (NoReverseMatch, AttributeError, ImportError, ImproperlyConfigured):
+        # No admin, no ROOT_URLCONF (AttributeError) or one that does not
+        # import: the mail goes out without a link rather than not at all.
         return None
     base = settings.base_url
     if not base and apps.is_installed("django.contrib.sites"):
