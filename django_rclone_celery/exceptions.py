@@ -42,6 +42,7 @@ an exception is built.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -156,8 +157,28 @@ _TRANSIENT_MARKERS = (
 )
 
 
+# One line of rclone's log: "2026/12/06 16:40:29 CRITICAL: ..." or "... ERROR : ...".
+_RCLONE_FAILURE = re.compile(r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )?(?:CRITICAL|ERROR)\s*:\s*(.+)$")
+
+
 class RcloneError(ProcessError):
-    """rclone failed. ``transient`` says whether a retry may succeed."""
+    """rclone failed. ``transient`` says whether a retry may succeed.
+
+    The message is one line with rclone's own last error as the reason
+    (``rclone exited with status 1: Failed to create file system for
+    "typo:bucket": didn't find section in config file ("typo")``), not its
+    notices; the whole stderr stays in ``stderr``.
+    """
+
+    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str = "") -> None:
+        super().__init__(argv, returncode, stderr)
+        reasons = [
+            found.group(1)
+            for line in stderr.splitlines()
+            if (found := _RCLONE_FAILURE.match(line.strip()))
+        ]
+        if reasons:
+            self.message = f"{self.message.splitlines()[0]}: {reasons[-1]}"
 
     @property
     def not_found(self) -> bool:

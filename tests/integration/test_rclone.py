@@ -122,6 +122,18 @@ def test_errors_carry_exit_code_and_stderr(
     assert error.argv[:2] == ("rclone", "cat" if call == "get_bytes" else "deletefile")
 
 
+def test_a_remote_name_no_config_knows_is_one_line_naming_it(tmp_path: Path) -> None:
+    rclone = Rclone(Settings(remote="typo:bucket", rclone_config=str(tmp_path / "none.conf")))
+    with pytest.raises(RcloneError) as caught:
+        rclone.get_bytes("typo:bucket/db/a.dump")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("rclone exited with status 1: ")
+    assert 'didn\'t find section in config file ("typo")' in message
+    assert "NOTICE" not in message  # rclone's notices stay in .stderr
+    assert "not found - using defaults" in caught.value.stderr
+
+
 def test_flags_and_config_file_are_used(tmp_path: Path) -> None:
     target = tmp_path / "aliased"
     target.mkdir()
