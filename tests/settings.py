@@ -121,8 +121,10 @@ DJANGO_RCLONE = {
     "LOCK_URL": (BASE / "locks").as_uri(),
 }
 
-CELERY_BROKER_URL = os.environ.get("DRC_TEST_BROKER", "redis://127.0.0.1:6379/15")
-CELERY_RESULT_BACKEND = os.environ.get("DRC_TEST_BACKEND", "redis://127.0.0.1:6379/14")
+# In-process by default, never a shared Redis that another process may read:
+# tests that need a broker get their own Redis (the ``task_app`` fixture).
+CELERY_BROKER_URL = os.environ.get("DRC_TEST_BROKER", "memory://")
+CELERY_RESULT_BACKEND = os.environ.get("DRC_TEST_BACKEND", "cache+memory://")
 
 try:  # Django's MySQL backend wants mysqlclient; PyMySQL stands in for it.
     import pymysql
