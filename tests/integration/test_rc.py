@@ -139,6 +139,36 @@ def test_without_the_daemon_each_call_runs_rclone(
     assert no_daemon.read_text().split() == ["rcd", "rcat", "move", "lsjson"]
 
 
+def test_a_server_that_wants_a_password_hands_each_call_to_rclone(
+    remote_dir: Path, tmp_path: Path, drc_config: Any, rclone_bin: str
+) -> None:
+    """An ``rcd`` that answers 401 (here: one run with a user and password) did
+    nothing: every call, the first included, runs rclone itself."""
+    script = tmp_path / "rclone-auth"
+    log = tmp_path / "commands.log"
+    script.write_text(
+        f'#!/bin/sh\necho "$1" >> "{log}"\n'
+        f'if [ "$1" = rcd ]; then exec "{rclone_bin}" "$@" --rc-user u --rc-pass p; fi\n'
+        f'exec "{rclone_bin}" "$@"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    drc_config(RCLONE_BINARY=str(script))
+    rclone = _rclone()
+    write(remote_dir / "mirror", {"a": b"a", "b": b"b"})
+    record = tmp_path / "record"
+    record.write_bytes(b"rec")
+    with rc.sockets() as place, rc.daemon(rclone, place / "rcd.sock") as calls:
+        calls.put_file(record, str(remote_dir / "history"), "point")
+        assert calls._server is not None
+        assert calls._server.running()  # it answered 401, and runs on
+        calls.move_files(str(remote_dir / "mirror"), str(remote_dir / "history" / "v"), ["a"])
+        listed = {e.name for e in calls.list_dir(str(remote_dir / "history"))}
+    assert listed == {"point", "v"}
+    assert (remote_dir / "history" / "point").read_bytes() == b"rec"
+    assert sorted(p.name for p in (remote_dir / "mirror").iterdir()) == ["b"]
+    assert log.read_text().split() == ["rcd", "rcat", "move", "lsjson"]
+
+
 def test_a_media_backup_without_the_daemon_keeps_its_history(
     remote_dir: Path, media_root: Path, no_daemon: Path
 ) -> None:
