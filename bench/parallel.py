@@ -72,7 +72,13 @@ TARGETS = [
     ("ours_zstd", "bare_zstd_t1", 1.10, 1.03, "single-stream dbbackup <= {}x the issue's pipeline"),
     ("ours_jobs2", "bare_zstd", 1.10, 1.10, "dbbackup --jobs 2 <= {}x bare single stream"),
     ("ours_restore_jobs2", "bare_restore", 0.85, 0.92, "dbrestore --jobs 2 <= {}x bare single"),
-    ("ours_restore_jobs2", "bare_par_restore", 1.05, 1.05, "dbrestore -j 2 <= {}x bare parallel"),
+    (
+        "ours_restore_jobs2",
+        "bare_par_restore",
+        1.05,
+        1.05,
+        "dbrestore --jobs 2 <= {}x bare parallel",
+    ),
     ("bare_par_restore", "bare_restore", 1.0, 1.0, "(issue's figure) bare parallel vs bare single"),
     ("bare_two_dump", "bare_zstd", 9.9, 9.9, "(issue's figure) bare two-stream dump vs single"),
 ]

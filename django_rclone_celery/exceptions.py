@@ -123,9 +123,7 @@ class ProcessError(DjangoRcloneCeleryError):
             status = f"was killed by signal {-returncode}"
         else:
             status = f"exited with status {returncode}"
-        tail = stderr.strip().splitlines()[-5:]
-        detail = ("\n" + "\n".join(tail)) if tail else ""
-        self.message = f"{program} {status}{detail}"
+        self.message = f"{program} {status}{self._detail(stderr)}"
         super().__init__(self.message)
         # Celery's JSON result backend rebuilds an error as ``cls(*args)``: keep
         # the constructor's arguments there, or a worker's RcloneError reaches
@@ -134,6 +132,12 @@ class ProcessError(DjangoRcloneCeleryError):
 
     def __str__(self) -> str:
         return self.message
+
+    @classmethod
+    def _detail(cls, stderr: str) -> str:
+        """What follows the status in the message: the last lines the program said."""
+        tail = stderr.strip().splitlines()[-5:]
+        return ("\n" + "\n".join(tail)) if tail else ""
 
 
 # rclone exit codes (rclone docs, "Exit Code"): 5 is "temporary error, more
@@ -170,15 +174,14 @@ class RcloneError(ProcessError):
     notices; the whole stderr stays in ``stderr``.
     """
 
-    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str = "") -> None:
-        super().__init__(argv, returncode, stderr)
+    @classmethod
+    def _detail(cls, stderr: str) -> str:
         reasons = [
             found.group(1)
             for line in stderr.splitlines()
             if (found := _RCLONE_FAILURE.match(line.strip()))
         ]
-        if reasons:
-            self.message = f"{self.message.splitlines()[0]}: {reasons[-1]}"
+        return f": {reasons[-1]}" if reasons else super()._detail(stderr)
 
     @property
     def not_found(self) -> bool:

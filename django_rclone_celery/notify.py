@@ -151,11 +151,13 @@ def recipients(settings: Settings) -> list[str]:
 
 def run_link(row: BackupRun, settings: Settings) -> str | None:
     """The run's page in the admin, absolute, if the admin is mounted and a base is known."""
+    if not getattr(django_settings, "ROOT_URLCONF", None):
+        return None
     try:
         path = reverse(f"admin:{row._meta.app_label}_{row._meta.model_name}_change", args=[row.pk])
-    except (NoReverseMatch, AttributeError, ImportError, ImproperlyConfigured):
-        # No admin, no ROOT_URLCONF (AttributeError) or one that does not
-        # import: the mail goes out without a link rather than not at all.
+    except (NoReverseMatch, ImportError, ImproperlyConfigured):
+        # No admin, or a URLconf that does not import: the mail goes out
+        # without a link rather than not at all.
         return None
     base = settings.base_url
     if not base and apps.is_installed("django.contrib.sites"):

@@ -39,8 +39,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 # The project's own modules are an editable install, which no install
 # compiles; where PYTHONDONTWRITEBYTECODE is set, every manage.py and worker
-# start compiled them again (0.1-0.15 s each). Up-to-date ones are skipped.
+# start compiled them again (0.1-0.15 s each).
 own=("$ROOT/django_rclone_celery" "$ROOT/example_project")
 [ ! -d "$ROOT/tests" ] || own+=("$ROOT/tests")
-"$PY" -m compileall -q -j 0 "${own[@]}" >/dev/null || true
+venv_compile "$PY" "${own[@]}"
 export PATH="$VENV/bin:$PATH"

@@ -42,10 +42,12 @@ venv_uv() {
   fi
 }
 
-# venv_compile VENV_PYTHON: bytecode for a virtualenv's packages that an
-# earlier install left without (an install skips what is already in place).
+# venv_compile VENV_PYTHON [DIR...]: bytecode for the DIRs, by default the
+# virtualenv's packages that an earlier install left without (an install skips
+# what is already in place). What is up to date is skipped.
 venv_compile() {
-  local python="$1" site
-  site="$("$python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
-  "$python" -m compileall -q -j 0 "$site" >/dev/null || true
+  local python="$1"
+  shift
+  [ "$#" -gt 0 ] || set -- "$("$python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  "$python" -m compileall -q -j 0 "$@" >/dev/null || true
 }

@@ -29,13 +29,20 @@ def remote(
     yield from open_remote(request, tmp_path, drc_config, rclone_bin)
 
 
-def _logging_rclone(tmp_path: Path, drc_config: Any, rclone_bin: str, *, rcd: bool) -> Path:
+def _logging_rclone(tmp_path: Path, drc_config: Any, rclone_bin: str, *, rcd: str) -> Path:
     """Make ``RCLONE_BINARY`` an ``rclone`` that notes each command it gets, then runs
-    the real one; without ``rcd``, it refuses ``rcd`` as one without socket support would."""
+    the real one. Its ``rcd`` serves (``"serves"``), is refused as by an rclone
+    without socket support (``"refused"``), or wants a password (``"password"``)."""
     script = tmp_path / "rclone-logged"
     log = tmp_path / "commands.log"
-    refuse = "" if rcd else 'if [ "$1" = rcd ]; then echo "unknown command rcd" >&2; exit 1; fi\n'
-    script.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\n{refuse}exec "{rclone_bin}" "$@"\n')
+    real = f'exec "{rclone_bin}" "$@"'
+    on_rcd = {
+        "serves": "",
+        "refused": 'echo "unknown command rcd" >&2; exit 1',
+        "password": f"{real} --rc-user u --rc-pass p",
+    }[rcd]
+    hook = f'if [ "$1" = rcd ]; then {on_rcd}; fi\n' if on_rcd else ""
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\n{hook}{real}\n')
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     drc_config(RCLONE_BINARY=str(script))
     return log
@@ -43,12 +50,17 @@ def _logging_rclone(tmp_path: Path, drc_config: Any, rclone_bin: str, *, rcd: bo
 
 @pytest.fixture
 def no_daemon(tmp_path: Path, drc_config: Any, rclone_bin: str) -> Path:
-    return _logging_rclone(tmp_path, drc_config, rclone_bin, rcd=False)
+    return _logging_rclone(tmp_path, drc_config, rclone_bin, rcd="refused")
+
+
+@pytest.fixture
+def password_daemon(tmp_path: Path, drc_config: Any, rclone_bin: str) -> Path:
+    return _logging_rclone(tmp_path, drc_config, rclone_bin, rcd="password")
 
 
 @pytest.fixture
 def commands(tmp_path: Path, drc_config: Any, rclone_bin: str) -> Path:
-    return _logging_rclone(tmp_path, drc_config, rclone_bin, rcd=True)
+    return _logging_rclone(tmp_path, drc_config, rclone_bin, rcd="serves")
 
 
 def _rclone() -> Rclone:
@@ -122,37 +134,13 @@ def test_the_daemon_ends_with_the_block(remote_dir: Path) -> None:
     assert not socket_dir.exists()
 
 
-def test_without_the_daemon_each_call_runs_rclone(
-    remote_dir: Path, tmp_path: Path, no_daemon: Path
+# An rcd that never starts, or one that answers 401 (it did nothing): every
+# call, the first included, runs rclone itself.
+@pytest.mark.parametrize("daemon", ["no_daemon", "password_daemon"])
+def test_without_a_daemon_that_answers_each_call_runs_rclone(
+    remote_dir: Path, tmp_path: Path, daemon: str, request: pytest.FixtureRequest
 ) -> None:
-    rclone = _rclone()
-    write(remote_dir / "mirror", {"a": b"a", "b": b"b"})
-    record = tmp_path / "record"
-    record.write_bytes(b"rec")
-    with rc.sockets() as place, rc.daemon(rclone, place / "rcd.sock") as calls:
-        calls.put_file(record, str(remote_dir / "history"), "point")
-        calls.move_files(str(remote_dir / "mirror"), str(remote_dir / "history" / "v"), ["a"])
-        listed = {e.name for e in calls.list_dir(str(remote_dir / "history"))}
-    assert listed == {"point", "v"}
-    assert (remote_dir / "history" / "point").read_bytes() == b"rec"
-    assert sorted(p.name for p in (remote_dir / "mirror").iterdir()) == ["b"]
-    assert no_daemon.read_text().split() == ["rcd", "rcat", "move", "lsjson"]
-
-
-def test_a_server_that_wants_a_password_hands_each_call_to_rclone(
-    remote_dir: Path, tmp_path: Path, drc_config: Any, rclone_bin: str
-) -> None:
-    """An ``rcd`` that answers 401 (here: one run with a user and password) did
-    nothing: every call, the first included, runs rclone itself."""
-    script = tmp_path / "rclone-auth"
-    log = tmp_path / "commands.log"
-    script.write_text(
-        f'#!/bin/sh\necho "$1" >> "{log}"\n'
-        f'if [ "$1" = rcd ]; then exec "{rclone_bin}" "$@" --rc-user u --rc-pass p; fi\n'
-        f'exec "{rclone_bin}" "$@"\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    drc_config(RCLONE_BINARY=str(script))
+    log: Path = request.getfixturevalue(daemon)
     rclone = _rclone()
     write(remote_dir / "mirror", {"a": b"a", "b": b"b"})
     record = tmp_path / "record"
@@ -160,7 +148,8 @@ def test_a_server_that_wants_a_password_hands_each_call_to_rclone(
     with rc.sockets() as place, rc.daemon(rclone, place / "rcd.sock") as calls:
         calls.put_file(record, str(remote_dir / "history"), "point")
         assert calls._server is not None
-        assert calls._server.running()  # it answered 401, and runs on
+        # The one wanting a password answered 401, and runs on.
+        assert calls._server.running() == (daemon == "password_daemon")
         calls.move_files(str(remote_dir / "mirror"), str(remote_dir / "history" / "v"), ["a"])
         listed = {e.name for e in calls.list_dir(str(remote_dir / "history"))}
     assert listed == {"point", "v"}

@@ -179,11 +179,17 @@ def _env_logging_rclone(tmp_path: Path, rclone_bin: str) -> tuple[Rclone, Path]:
     return Rclone(Settings(remote=str(tmp_path), rclone_binary=str(script))), log
 
 
-def test_short_calls_collect_garbage_only_near_a_limit_and_streams_as_go_does(
-    tmp_path: Path, rclone_bin: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def go_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Go collector setting of the user's in the environment."""
     monkeypatch.delenv("GOGC", raising=False)
     monkeypatch.delenv("GOMEMLIMIT", raising=False)
+
+
+@pytest.mark.usefixtures("go_defaults")
+def test_short_calls_collect_garbage_only_near_a_limit_and_streams_as_go_does(
+    tmp_path: Path, rclone_bin: str
+) -> None:
     rclone, log = _env_logging_rclone(tmp_path, rclone_bin)
     target = str(tmp_path / "r" / "small.bin")
     rclone.put_bytes(target, b"x" * 100)
@@ -200,11 +206,10 @@ def test_short_calls_collect_garbage_only_near_a_limit_and_streams_as_go_does(
     ]
 
 
+@pytest.mark.usefixtures("go_defaults")
 def test_a_copy_started_ahead_collects_garbage_only_near_the_limit_too(
-    tmp_path: Path, rclone_bin: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, rclone_bin: str
 ) -> None:
-    monkeypatch.delenv("GOGC", raising=False)
-    monkeypatch.delenv("GOMEMLIMIT", raising=False)
     rclone, log = _env_logging_rclone(tmp_path, rclone_bin)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.bin").write_bytes(b"a" * 10)
