@@ -219,6 +219,11 @@ def using_runner(runner: Runner) -> Iterator[Runner]:
         _runner = previous
 
 
+def substituted() -> bool:
+    """True inside :func:`using_runner`: a program started around the runner would escape it."""
+    return _runner is not None
+
+
 def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         with suppress(ProcessLookupError):

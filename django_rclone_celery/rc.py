@@ -8,6 +8,13 @@ upload and the move of the deletions go to one ``rclone rcd`` (:func:`daemon`).
 Both listen on Unix sockets in a private (0700) directory, so only this user
 can reach them, which is why they need no password of their own.
 
+A database backup's listing, manifest and moves go to an ``rclone rcd``
+started beside its dump (:func:`private_daemon`): after the stream, no call
+waits for an rclone start. On Linux it listens on an abstract socket, which
+has no file, so a backup killed at any moment leaves nothing behind; any
+local user could reach such a socket, so every call carries a random
+password, given to rclone in its environment.
+
 Each call is exact: one listing, one file copied, one file moved; never a
 ``_filter``, which rclone ignores when it does not know a key (a move would
 then take everything). Where no server takes a call (an rclone without socket
@@ -17,24 +24,30 @@ the user's own), the call runs its own rclone process instead.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import process
 from .exceptions import RcloneError
 from .process import Started
-from .rclone import Entry, Rclone, join, quiet_gc
+from .rclone import Entry, Rclone, join, quiet_gc, split
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -42,7 +55,11 @@ READY_TIMEOUT = 10.0  # seconds for a server to listen; then the calls run rclon
 # Above this many files, one ``rclone move --files-from-raw`` moves them with
 # rclone's own concurrency instead of one call per file.
 MOVE_CALLS_MAX = 64
+USER = "drc"  # the login of a private daemon; its password is new each time
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
+
+
+ABSTRACT = "\0"  # a socket path starting so is in Linux's abstract namespace
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -67,30 +84,86 @@ class Control:
     command run with :func:`serve_flags`); ``None`` runs rclone for each call.
     """
 
-    def __init__(self, rclone: Rclone, server: Started | None, path: str) -> None:
+    def __init__(
+        self, rclone: Rclone, server: Started | None, path: str, *, password: str = ""
+    ) -> None:
         self._rclone = rclone
         self._server = server
         self._path = path
+        self._headers = {}
+        if password:
+            login = base64.b64encode(f"{USER}:{password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {login}"
         self._ready: bool | None = None if server is not None else False
         self._lock = threading.Lock()  # the first calls may come from two threads
 
     # Calls ---------------------------------------------------------------
     def list_dir(self, path: str) -> list[Entry]:
         """A directory's files and directories, without times; a missing one is empty."""
-        if self._up():
-            try:
-                listed = self._call(
-                    "operations/list",
-                    {"fs": path, "remote": "", "opt": {"noModTime": True, "noMimeType": True}},
-                    safe=True,
-                )
-            except RcloneError as exc:
-                if exc.not_found:
-                    return []
-                listed = None  # perhaps a server on its way out: rclone itself will say
-            if listed is not None:
-                return [Entry.from_json(item) for item in listed.get("list") or []]
+        listed = self._list(path, {"noModTime": True, "noMimeType": True})
+        if listed is not None:
+            return listed
         return self._rclone.lsjson(path, modtime=False, dirs=True)
+
+    def list_files(self, path: str) -> list[Entry]:
+        """A directory's files, with times (``rclone lsjson --files-only``); missing: empty."""
+        listed = self._list(path, {"filesOnly": True, "noMimeType": True})
+        if listed is not None:
+            return listed
+        return self._rclone.lsjson(path)
+
+    def _list(self, path: str, opt: dict[str, bool]) -> list[Entry] | None:
+        """The listing through the server; None if it did not take the call."""
+        if not self._up():
+            return None
+        try:
+            listed = self._call(
+                "operations/list", {"fs": path, "remote": "", "opt": opt}, safe=True
+            )
+        except RcloneError as exc:
+            if exc.not_found:
+                return []
+            return None  # perhaps a server on its way out: rclone itself will say
+        if listed is None:
+            return None
+        return [Entry.from_json(item) for item in listed.get("list") or []]
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        """Write ``data`` (small: a manifest) as the file ``path``: no local file."""
+        directory, name = split(path)
+        if self._up() and _plain(name):
+            boundary = uuid.uuid4().hex
+            body = b"".join(
+                [
+                    f"--{boundary}\r\n".encode(),
+                    f'Content-Disposition: form-data; name="file0"; filename="{name}"\r\n'.encode(),
+                    b"Content-Type: application/octet-stream\r\n\r\n",
+                    data,
+                    f"\r\n--{boundary}--\r\n".encode(),
+                ]
+            )
+            done = self._call(
+                "operations/uploadfile",
+                {"fs": directory, "remote": ""},
+                body=(body, f"multipart/form-data; boundary={boundary}"),
+            )
+            if done is not None:
+                return
+        self._rclone.put_bytes(path, data)
+
+    def move_file(self, src: str, dst: str) -> None:
+        """Move (rename) the file ``src`` to ``dst``, as ``rclone moveto`` does."""
+        if self._up():
+            (src_fs, src_name), (dst_fs, dst_name) = split(src), split(dst)
+            params = {
+                "srcFs": src_fs,
+                "srcRemote": src_name,
+                "dstFs": dst_fs,
+                "dstRemote": dst_name,
+            }
+            if self._call("operations/movefile", params) is not None:
+                return
+        self._rclone.moveto(src, dst)
 
     def put_file(self, local: Path, directory: str, name: str) -> None:
         """Upload the local file ``local`` as ``name`` into the rclone directory ``directory``."""
@@ -133,7 +206,7 @@ class Control:
         assert self._server is not None
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
-            if os.path.exists(self._path):
+            if self._listening():
                 return True
             if not self._server.running():
                 logger.debug("no rclone remote control on %s: running rclone instead", self._path)
@@ -142,21 +215,42 @@ class Control:
         logger.debug("rclone remote control did not listen in time: running rclone instead")
         return False
 
+    def _listening(self) -> bool:
+        if not self._path.startswith(ABSTRACT):
+            return os.path.exists(self._path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self._path)
+            except OSError:
+                return False
+        return True
+
     def _call(
-        self, method: str, params: dict[str, Any], *, safe: bool = False
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        safe: bool = False,
+        body: tuple[bytes, str] | None = None,
     ) -> dict[str, Any] | None:
         """The call's result, or None if the server did not take the call (it had
         ended, or wants a password): nothing was done, and rclone itself may do it.
 
         A server that ends during a call may have done it: that raises, unless
         the call is ``safe`` (it changes nothing, so rclone may be asked again).
+        ``body`` (content and its type) goes with ``params`` in the query string.
         """
         argv = (self._rclone.binary, "rc", method)
-        body = json.dumps(params).encode()
+        url = "/" + method
+        if body is None:
+            content, kind = json.dumps(params).encode(), "application/json"
+        else:
+            (content, kind), url = body, f"{url}?{urllib.parse.urlencode(params)}"
+        headers = {**self._headers, "Content-Type": kind}
         for attempt in range(500):  # the socket exists a moment before it listens
             connection = _UnixConnection(self._path)
             try:
-                connection.request("POST", "/" + method, body, {"Content-Type": "application/json"})
+                connection.request("POST", url, content, headers)
                 response = connection.getresponse()
                 data = response.read()
                 status = response.status
@@ -199,6 +293,11 @@ def _returncode(status: int, message: str) -> int:
     return 1
 
 
+def _plain(name: str) -> bool:
+    """A name a multipart header carries as it is (ours are; anything else goes to rclone)."""
+    return name.isascii() and name.isprintable() and not any(c in name for c in '"\\/')
+
+
 def _all_utf8(names: Sequence[str]) -> bool:
     try:
         for name in names:
@@ -210,7 +309,10 @@ def _all_utf8(names: Sequence[str]) -> bool:
 
 def usable(rclone: Rclone) -> bool:
     """False when the user's rclone flags or environment set up a remote control of
-    their own: two servers on one address cannot both start."""
+    their own (two servers on one address cannot both start), or when the program
+    starts go to a test's runner (a server started around it would escape it)."""
+    if process.substituted():
+        return False
     if any(flag.split("=")[0].startswith("--rc") for flag in rclone.flags):
         return False
     return not any(key.startswith("RCLONE_RC") for key in os.environ)
@@ -253,3 +355,28 @@ def daemon(rclone: Rclone, path: Path) -> Iterator[Control]:
     command = quiet_gc(rclone.command("rcd", "--rc-addr", f"unix://{path}", "--rc-no-auth"))
     with process.started(command, error=RcloneError) as server:
         yield Control(rclone, server, str(path))
+
+
+@contextmanager
+def private_daemon(rclone: Rclone) -> Iterator[Control]:
+    """Start ``rclone rcd`` now on a socket that leaves no file (see the module doc).
+
+    Elsewhere than Linux, :func:`daemon` in a private directory of its own.
+    """
+    if not sys.platform.startswith("linux"):
+        with sockets() as place, daemon(rclone, place / "rcd.sock") as calls:
+            yield calls
+        return
+    if not usable(rclone):
+        yield Control(rclone, None, "")
+        return
+    address = f"drc-rcd-{uuid.uuid4().hex}"
+    password = secrets.token_hex(32)
+    command = quiet_gc(rclone.command("rcd", "--rc-addr", f"unix://@{address}"))
+    command = replace(
+        command,
+        env={**command.env, "RCLONE_RC_USER": USER},
+        secret_env={**command.secret_env, "RCLONE_RC_PASS": password},
+    )
+    with process.started(command, error=RcloneError) as server:
+        yield Control(rclone, server, ABSTRACT + address, password=password)

@@ -29,6 +29,16 @@ def join(base: str, *parts: str) -> str:
     return f"{base}/{rest}"
 
 
+def split(path: str) -> tuple[str, str]:
+    """An rclone path's parent and last part: ``remote:dir/name`` -> (``remote:dir``, ``name``)."""
+    head, slash, name = path.rpartition("/")
+    if slash:
+        # "remote:/name" lives in "remote:/" (an absolute path), not "remote:".
+        return (head + "/" if not head or head.endswith(":") else head, name)
+    remote, colon, name = path.rpartition(":")
+    return remote + colon, name
+
+
 @dataclass(frozen=True)
 class Entry:
     """One object from ``rclone lsjson``."""

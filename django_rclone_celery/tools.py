@@ -33,7 +33,9 @@ _MY_VERSION = (
     re.compile(r"(?:Distrib|from) (\d+)\.(\d+)"),
     re.compile(r"Ver (\d+)\.(\d+)\.\d+(?! Distrib)"),
 )
-_seen: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) -> its --version line
+# (path, the file it is, mtime, size) -> its --version line. The path too: Debian's
+# pg_dump, pg_restore and psql are one file (pg_wrapper) that answers by its name.
+_seen: dict[tuple[str, str, int, int], str] = {}
 
 
 def shown(version: Version) -> str:
@@ -46,7 +48,7 @@ def version_line(path: str) -> str:
         stat = os.stat(path)
     except OSError:
         raise ConfigurationError(f"{path} does not exist") from None
-    key = (os.path.realpath(path), int(stat.st_mtime_ns), stat.st_size)
+    key = (os.path.abspath(path), os.path.realpath(path), int(stat.st_mtime_ns), stat.st_size)
     if key not in _seen:
         try:
             out = process.run(Command(argv=(path, "--version")), timeout=30).stdout
@@ -94,6 +96,20 @@ def _program(tool: str, tool_dir: str) -> str | None:
     return process.find_program(tool)
 
 
+def unwrapped(program: str, tool: str, version: Version) -> str | None:
+    """The client Debian's ``pg_wrapper`` runs as ``program``, or None if it is not the wrapper.
+
+    The wrapper is a Perl script that picks a client major and runs it: a
+    second start (20-30 ms, more on a busy machine) before every dump and
+    restore. Its own ``--version`` made the pick under the same environment
+    (``PGCLUSTER``, ``~/.postgresqlrc``), so a run calls the client it named.
+    """
+    if os.path.basename(os.path.realpath(program)) != "pg_wrapper":
+        return None
+    client = DEBIAN_ROOT / shown(pg_major(version)) / "bin" / tool
+    return str(client) if os.access(client, os.X_OK) else None
+
+
 def warm(tool: str, tool_dir: str = "") -> None:
     """Ask ``tool --version`` ahead, beside the server query (the answer is cached)."""
     program = _program(tool, tool_dir)
@@ -137,8 +153,10 @@ def choose_pg_tool(alias: str, tool: str, server: Version, tool_dir: str = "") -
             f"database {alias!r}: {program} --version does not say a PostgreSQL version"
         )
     if pg_major(version) >= server_major:
-        # A tool found on PATH keeps its plain name in argv, as before.
-        return Choice(tool, program if tool_dir else tool, version, server)
+        if tool_dir:
+            return Choice(tool, program, version, server)
+        # A tool found on PATH keeps its plain name in argv, unless it is the wrapper.
+        return Choice(tool, unwrapped(program, tool, version) or tool, version, server)
     if not tool_dir:
         for candidate in _side_by_side(tool, server_major):
             found = pg_version(version_line(candidate))

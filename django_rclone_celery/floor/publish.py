@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from .. import naming, process
+from .. import naming, process, rc
 from ..completeness import StreamCheck
 from ..exceptions import RcloneError
 from ..process import Command, PipeStats, Transform
@@ -41,27 +41,36 @@ def discard(rclone: Rclone, *paths: str | None) -> None:
 
 @dataclass
 class Publication:
-    """An upload under way: write to ``partial``, then :meth:`commit`."""
+    """An upload under way: write to ``partial``, then :meth:`commit`.
+
+    ``calls`` takes the commit's two small calls (the manifest, the move):
+    given a running ``rclone rcd`` (:func:`rc.daemon`), neither waits for an
+    rclone start, which is a tenth of a second after a stream has ended.
+    """
 
     rclone: Rclone
     final: str
     partial: str
     manifest_path: str | None = None
+    calls: rc.Control | None = None
 
     def commit(self, manifest: bytes | None = None, *, final: str | None = None) -> None:
         """Publish under ``final`` (default: the name given at the start)."""
+        calls = self.calls or rc.Control(self.rclone, None, "")
         if final is not None:
             self.final = final
         if manifest is not None:
             self.manifest_path = naming.manifest_name(self.final)
-            self.rclone.put_bytes(self.manifest_path, manifest)
-        self.rclone.moveto(self.partial, self.final)
+            calls.put_bytes(self.manifest_path, manifest)
+        calls.move_file(self.partial, self.final)
 
 
 @contextmanager
-def publishing(rclone: Rclone, final: str) -> Iterator[Publication]:
+def publishing(
+    rclone: Rclone, final: str, *, calls: rc.Control | None = None
+) -> Iterator[Publication]:
     """Yield a :class:`Publication`; if the block fails, remove what it wrote."""
-    publication = Publication(rclone, final, partial_name(final))
+    publication = Publication(rclone, final, partial_name(final), calls=calls)
     try:
         yield publication
     except BaseException:

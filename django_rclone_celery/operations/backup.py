@@ -12,7 +12,7 @@ from typing import Literal
 
 import django
 
-from .. import naming, process, signals
+from .. import naming, process, rc, signals
 from ..completeness import StreamCheck
 from ..compression import chain, compressor, suffix
 from ..conf import Compression, Settings, get_settings
@@ -46,8 +46,10 @@ def _unique_name(
     raise RuntimeError("could not find a free backup name")  # pragma: no cover
 
 
-def _list_and_sweep(rclone: Rclone, directory: str, settings: Settings) -> list[Entry]:
-    entries = rclone.lsjson(directory)
+def _list_and_sweep(
+    rclone: Rclone, calls: rc.Control, directory: str, settings: Settings
+) -> list[Entry]:
+    entries = calls.list_files(directory)
     sweep_partials(rclone, directory, entries, timedelta(seconds=2 * settings.task_time_limit))
     return entries
 
@@ -145,12 +147,21 @@ def backup_database(
     # The listing (for a free name, and to sweep stale partials), the tool
     # versions and the schema inventory each cost a process start or a query:
     # they run beside the dump instead of before it. Row counts come from the
-    # dump's own stream or snapshot (completeness.py).
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="drc-backup") as pool:
-        listed = pool.submit(_list_and_sweep, rclone, directory, settings)
+    # dump's own stream or snapshot (completeness.py). The small rclone calls
+    # (the listing, and the publication's manifest and moves) go to one
+    # ``rclone rcd`` started beside the dump: after the stream, no call waits
+    # for an rclone start (rc.py).
+    with (
+        rc.private_daemon(rclone) as calls,
+        ThreadPoolExecutor(max_workers=3, thread_name_prefix="drc-backup") as pool,
+    ):
+        listed = pool.submit(_list_and_sweep, rclone, calls, directory, settings)
         described = pool.submit(_describe, connector, format)
         inventory = pool.submit(_inventory, connector, format)
-        with publishing(rclone, provisional) as publication, stream_set(rclone) as streams:
+        with (
+            publishing(rclone, provisional, calls=calls) as publication,
+            stream_set(rclone, calls=calls) as streams,
+        ):
             with run.stage("dump"):
                 exact_counts: dict[str, int]
                 if format == "portable":

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from .. import naming, process
+from .. import naming, process, rc
 from ..compression import compressor
 from ..conf import Compression, Settings
 from ..connectors.postgresql import PostgresConnector, dumped_row_counts
@@ -180,6 +180,7 @@ class StreamSet:
     """The streams of one backup: uploaded to partial names, then committed."""
 
     rclone: Rclone
+    calls: rc.Control | None = None  # the commit's moves (see floor.publish.Publication)
     written: list[str] = field(default_factory=list)  # every object to remove on failure
     streams: list[dict[str, Any]] = field(default_factory=list)
     partials: list[str] = field(default_factory=list)
@@ -197,11 +198,12 @@ class StreamSet:
     def commit(self, final: str) -> None:
         """Move every stream to its name beside ``final``; the caller then publishes."""
         directory, _, base = final.rpartition("/")
+        calls = self.calls or rc.Control(self.rclone, None, "")
         for index, partial_path in enumerate(self.partials):
             name = naming.stream_name(base, index)
             target = f"{directory}/{name}" if directory else name
             self.written.append(target)
-            self.rclone.moveto(partial_path, target)
+            calls.move_file(partial_path, target)
             self.streams[index]["name"] = name
 
     def dump(
@@ -329,9 +331,9 @@ def _count(connector: PostgresConnector, snapshot: str, skip: set[str]) -> dict[
 
 
 @contextmanager
-def stream_set(rclone: Rclone) -> Iterator[StreamSet]:
+def stream_set(rclone: Rclone, *, calls: rc.Control | None = None) -> Iterator[StreamSet]:
     """Yield a :class:`StreamSet`; if the block fails, remove every object it wrote."""
-    streams = StreamSet(rclone)
+    streams = StreamSet(rclone, calls)
     try:
         yield streams
     except BaseException:

@@ -7,9 +7,13 @@ with a crypt remote over it; the fallback is driven by an rclone whose
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +239,110 @@ def test_a_backup_starts_the_daemon_only_when_the_media_changed(
     assert (unchanged.copied, unchanged.replaced, unchanged.deleted) == (0, 0, 0)
     assert (changed.replaced, changed.deleted) == (1, 1)
     assert [p.files for p in list_media_points()] == [1, 2]
+
+
+@pytest.mark.parametrize("kind", ["private", "in its directory"])
+def test_the_publication_calls_do_what_rclone_would(
+    remote: Remote, tmp_path: Path, kind: str
+) -> None:
+    rclone = _rclone()
+    base = join(get_settings().remote, "pub")
+    with ExitStack() as stack:
+        if kind == "private":
+            calls = stack.enter_context(rc.private_daemon(rclone))
+        else:
+            place = stack.enter_context(rc.sockets())
+            calls = stack.enter_context(rc.daemon(rclone, place / "rcd.sock"))
+        assert calls.list_files(base) == []  # missing: empty, as lsjson
+        calls.put_bytes(join(base, "a.partial"), b"the stream")
+        calls.put_bytes(join(base, "a.manifest.json"), b'{"size": 10}')
+        calls.move_file(join(base, "a.partial"), join(base, "a"))
+        through_daemon = calls.list_files(base)
+        with pytest.raises(RcloneError) as gone:
+            calls.move_file(join(base, "a.partial"), join(base, "b"))
+        assert gone.value.not_found
+        assert calls._ready  # every call went to the daemon, none to an rclone of its own
+    by_rclone = rclone.lsjson(base)
+    assert sorted((e.name, e.size) for e in through_daemon) == [("a", 10), ("a.manifest.json", 12)]
+    # The same entries rclone lsjson gives, times included (the sweep of stale partials reads them).
+    assert sorted((e.name, e.size, e.modified) for e in through_daemon) == sorted(
+        (e.name, e.size, e.modified) for e in by_rclone
+    )
+    assert rclone.get_bytes(join(base, "a")) == b"the stream"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_a_database_backup_starts_no_rclone_after_its_streams(
+    remote_dir: Path, commands: Path, jobs: int
+) -> None:
+    from django.core.management import call_command
+
+    from django_rclone_celery.operations import list_backups
+    from tests.helpers.databases import populate
+
+    populate("pg")
+    call_command("dbbackup", "-d", "pg", "--jobs", str(jobs))
+    started = commands.read_text().split()
+    # The listing, the manifest and every move went to the daemon: the streams'
+    # rcat are the only other rclone processes (with --jobs, one per stream too).
+    assert started[0] == "rcd"
+    assert set(started[1:]) == {"rcat"}
+    assert (len(started[1:]) > 1) == (jobs > 1)
+    [entry] = list_backups("pg")
+    assert (remote_dir / "db" / f"{entry.name}.manifest.json").exists()
+    assert not [p for p in (remote_dir / "db").iterdir() if ".partial-" in p.name]
+    call_command("verifybackup", "-d", "pg")
+
+
+@pytest.mark.parametrize("daemon", ["no_daemon", "password_daemon"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_a_database_backup_without_a_daemon_that_answers_publishes_through_rclone(
+    remote_dir: Path, daemon: str, request: pytest.FixtureRequest
+) -> None:
+    from django.core.management import call_command
+
+    from django_rclone_celery.operations import list_backups
+    from tests.helpers.databases import populate
+
+    log: Path = request.getfixturevalue(daemon)
+    populate("pg")
+    call_command("dbbackup", "-d", "pg")
+    call_command("dbbackup", "-d", "pg")  # the listing sees the first: a name of its own
+    started = log.read_text().split()
+    assert sorted(started) == sorted(["rcd", "lsjson", "rcat", "rcat", "moveto"] * 2)
+    assert len(list_backups("pg")) == 2
+    call_command("verifybackup", "-d", "pg")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux's")
+def test_a_private_daemon_leaves_no_file_and_answers_only_its_caller(
+    remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        with rc.private_daemon(_rclone()) as calls:
+            calls.put_bytes(str(remote_dir / "m.json"), b"{}")
+            server = calls._server
+            assert server is not None
+            pid = server._child.proc.pid
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            password = calls._headers["Authorization"]
+            # No file for the socket, no upload file: a kill leaves nothing behind.
+            assert calls._path.startswith("\0")
+            assert list(temp.iterdir()) == []
+            # Another local user could reach the socket, not use it: no password, no call.
+            anyone = rc._UnixConnection(calls._path)
+            anyone.request("POST", "/core/pid", b"{}", {"Content-Type": "application/json"})
+            assert anyone.getresponse().status == 401
+            anyone.close()
+            # The password is in rclone's environment, never on its argv.
+            assert not any(b"rc-pass" in arg for arg in argv)
+            login = base64.b64decode(password.split()[1]).decode()
+            assert login.split(":")[1].encode() not in b" ".join(argv)
+    finally:
+        tempfile.tempdir = None
+    assert (remote_dir / "m.json").read_bytes() == b"{}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
@@ -167,6 +168,66 @@ def test_side_by_side_prefers_the_servers_own_major(
     assert newer.path == str(root / "17" / "bin" / "pg_dump")
     with pytest.raises(Exception, match=r"postgresql-client-18 "):
         tools.choose_pg_tool("pg", "pg_dump", (18, 1))
+
+
+def fake_wrapper(where: Path, version: str) -> Path:
+    """A Debian-like ``bin`` whose pg_dump and pg_restore link to one ``pg_wrapper``
+    that answers ``--version`` by the name it was called as."""
+    share = where / "share"
+    share.mkdir(parents=True)
+    wrapper = share / "pg_wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$(basename "$0") (PostgreSQL) {version}"\n')
+    wrapper.chmod(0o755)
+    bin_dir = where / "bin"
+    bin_dir.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        (bin_dir / tool).symlink_to(wrapper)
+    return bin_dir
+
+
+def test_debians_wrapper_gives_way_to_the_client_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_path = fake_wrapper(tmp_path, "15.3")
+    monkeypatch.setenv("PATH", f"{on_path}{os.pathsep}{os.environ['PATH']}")
+    root = tmp_path / "postgresql"
+    monkeypatch.setattr(tools, "DEBIAN_ROOT", root)
+    # One file, two names: each answers for itself (the cache once mixed them up).
+    assert tools.version_line(str(on_path / "pg_dump")) == "pg_dump (PostgreSQL) 15.3"
+    assert tools.version_line(str(on_path / "pg_restore")) == "pg_restore (PostgreSQL) 15.3"
+    # No client of the major it named: the wrapper itself, by its plain name.
+    assert tools.choose_pg_tool("pg", "pg_dump", (15, 4)).path == "pg_dump"
+    fake_tools(root / "15" / "bin", {"pg_dump": "pg_dump (PostgreSQL) 15.3"})
+    choice = tools.choose_pg_tool("pg", "pg_dump", (15, 4))
+    assert (choice.path, choice.version) == (str(root / "15" / "bin" / "pg_dump"), (15, 3))
+    assert tools.choose_pg_tool("pg", "pg_dump", (14, 9)).path == choice.path
+    # A client that is not the wrapper keeps its plain name.
+    plain = fake_tools(tmp_path / "plain", {"pg_dump": "pg_dump (PostgreSQL) 15.3"})
+    monkeypatch.setenv("PATH", f"{plain}{os.pathsep}{os.environ['PATH']}")
+    assert tools.choose_pg_tool("pg", "pg_dump", (15, 4)).path == "pg_dump"
+
+
+@pytest.mark.skipif(
+    os.path.basename(os.path.realpath(shutil.which("pg_dump") or "")) != "pg_wrapper",
+    reason="needs Debian's pg_wrapper on PATH",
+)
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_a_run_calls_the_client_debians_wrapper_names(remote_dir: Path) -> None:
+    populate("pg")
+    before = snapshot("pg")
+    connector = get_connector("pg")
+    connector.prepare_tools()
+    named = tools.pg_version(tools.version_line(shutil.which("pg_dump") or ""))
+    assert named is not None
+    assert connector.program("pg_dump") == f"{tools.DEBIAN_ROOT}/{named[0]}/bin/pg_dump"
+    call_command("dbbackup", "-d", "pg")
+    damage("pg")
+    call_command("dbrestore", "-d", "pg", "--noinput")
+    assert snapshot("pg") == before
+    [entry] = list_backups("pg")
+    manifest = json.loads((remote_dir / "db" / f"{entry.name}.manifest.json").read_text())
+    assert manifest["tool_versions"]["pg_dump"].startswith("pg_dump (PostgreSQL) ")
+    assert manifest["tool_versions"]["pg_restore"].startswith("pg_restore (PostgreSQL) ")
 
 
 def test_server_version_numbers() -> None:

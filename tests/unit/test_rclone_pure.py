@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from django_rclone_celery.exceptions import RcloneError
-from django_rclone_celery.rclone import _parse_time, join
+from django_rclone_celery.rclone import _parse_time, join, split
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,22 @@ def test_transient_classification(code: int | None, stderr: str, transient: bool
 )
 def test_join(base: str, parts: tuple[str, ...], joined: str) -> None:
     assert join(base, *parts) == joined
+
+
+@pytest.mark.parametrize(
+    ("path", "parent", "name"),
+    [
+        ("remote:bucket/db/x.dump", "remote:bucket/db", "x.dump"),
+        ("remote:x.dump", "remote:", "x.dump"),
+        ("remote:/x.dump", "remote:/", "x.dump"),  # absolute on sftp: not the home folder
+        ("/srv/backups/db/x.dump", "/srv/backups/db", "x.dump"),
+        ("/x.dump", "/", "x.dump"),
+        ("x.dump", "", "x.dump"),
+    ],
+)
+def test_split_is_what_join_undoes(path: str, parent: str, name: str) -> None:
+    assert split(path) == (parent, name)
+    assert join(parent, name) == path if parent else name == path
 
 
 def test_parse_time_keeps_microseconds_of_nanosecond_stamps() -> None:
