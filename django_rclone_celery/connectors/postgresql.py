@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -159,6 +160,10 @@ class PostgresConnector(Connector):
         choice = tools.choose_pg_tool(self.alias, tool, server, self.db_options.tool_dir)
         if choice.path != tool:  # a plain name stays a plain name in argv
             self.tool_paths[tool] = choice.path
+            # The parallel streams' psql: the same client's, not PATH's (or its wrapper).
+            psql = os.path.join(os.path.dirname(choice.path), "psql")
+            if not self.db_options.tool_dir and os.access(psql, os.X_OK):
+                self.tool_paths.setdefault("psql", psql)
 
     @contextmanager
     def counted_snapshot(self) -> Iterator[Callable[[], dict[str, int] | None]]:

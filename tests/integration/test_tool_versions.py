@@ -118,9 +118,10 @@ def test_an_older_tool_on_path_gives_way_to_the_one_beside_it(
     monkeypatch.setenv("PATH", f"{on_path}{os.pathsep}{os.environ['PATH']}")
     populate("pg")
     before = snapshot("pg")
-    call_command("dbbackup", "-d", "pg")
+    # In streams too: their psql is the chosen client's, never the older one on PATH.
+    call_command("dbbackup", "-d", "pg", "--jobs", "2")
     damage("pg")
-    call_command("dbrestore", "-d", "pg", "--noinput")
+    call_command("dbrestore", "-d", "pg", "--noinput", "--jobs", "2")
     assert snapshot("pg") == before
     assert not (on_path / MARK).exists()
     [entry] = list_backups("pg")
@@ -219,10 +220,12 @@ def test_a_run_calls_the_client_debians_wrapper_names(remote_dir: Path) -> None:
     connector.prepare_tools()
     named = tools.pg_version(tools.version_line(shutil.which("pg_dump") or ""))
     assert named is not None
-    assert connector.program("pg_dump") == f"{tools.DEBIAN_ROOT}/{named[0]}/bin/pg_dump"
-    call_command("dbbackup", "-d", "pg")
+    client = f"{tools.DEBIAN_ROOT}/{named[0]}/bin"
+    assert connector.program("pg_dump") == f"{client}/pg_dump"
+    assert connector.program("psql") == f"{client}/psql"  # the streams' (--jobs)
+    call_command("dbbackup", "-d", "pg", "--jobs", "2")
     damage("pg")
-    call_command("dbrestore", "-d", "pg", "--noinput")
+    call_command("dbrestore", "-d", "pg", "--noinput", "--jobs", "2")
     assert snapshot("pg") == before
     [entry] = list_backups("pg")
     manifest = json.loads((remote_dir / "db" / f"{entry.name}.manifest.json").read_text())
