@@ -12,15 +12,17 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from django.db import connections
 
-from . import fanout, ledger, registry
+from . import fanout, ledger, rc, registry
 from .conf import get_settings
 from .exceptions import ConfigurationError, DjangoRcloneCeleryError, InvalidArguments
+from .rclone import Rclone
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -143,7 +145,13 @@ def run_each(
 
     if len(aliases) == 1:
         return ManyResult([one(aliases[0])])
-    with ThreadPoolExecutor(min(MAX_AT_ONCE, len(aliases)), thread_name_prefix="drc-many") as pool:
+    # One rclone rcd for every alias's small calls (started here: it lives as
+    # long as this thread), instead of one rclone start per alias.
+    shared = registry.BY_NAME[name].rclone_daemon
+    with (
+        rc.shared_daemon(Rclone(get_settings())) if shared else nullcontext(),
+        ThreadPoolExecutor(min(MAX_AT_ONCE, len(aliases)), thread_name_prefix="drc-many") as pool,
+    ):
         return ManyResult(list(pool.map(in_thread, aliases)))
 
 

@@ -357,12 +357,38 @@ def daemon(rclone: Rclone, path: Path) -> Iterator[Control]:
         yield Control(rclone, server, str(path))
 
 
+# The daemon of a shared_daemon() block, and what its rclone is (binary, config, flags).
+_shared: tuple[tuple[str, str | None, tuple[str, ...]], Control] | None = None
+
+
+def _identity(rclone: Rclone) -> tuple[str, str | None, tuple[str, ...]]:
+    return rclone.binary, rclone.config, tuple(rclone.flags)
+
+
+@contextmanager
+def shared_daemon(rclone: Rclone) -> Iterator[Control]:
+    """A :func:`private_daemon` that every ``private_daemon`` of the same rclone inside
+    the block uses instead of starting its own: several backups at once (``--all``)."""
+    global _shared
+    with private_daemon(rclone) as calls:
+        _shared = (_identity(rclone), calls)
+        try:
+            yield calls
+        finally:
+            _shared = None
+
+
 @contextmanager
 def private_daemon(rclone: Rclone) -> Iterator[Control]:
     """Start ``rclone rcd`` now on a socket that leaves no file (see the module doc).
 
     Elsewhere than Linux, :func:`daemon` in a private directory of its own.
+    Inside :func:`shared_daemon` for the same rclone, that one.
     """
+    shared = _shared
+    if shared is not None and shared[0] == _identity(rclone):
+        yield shared[1]
+        return
     if not sys.platform.startswith("linux"):
         with sockets() as place, daemon(rclone, place / "rcd.sock") as calls:
             yield calls

@@ -120,6 +120,9 @@ class OperationSpec:
     at_most_once: bool = False  # a restore: never run twice, acknowledged before it runs
     media: bool = False  # locked and recorded without a database (the "media" lease)
     pgclone: bool = False  # the alias comes from the pgclone config (flag > config > setting)
+    # Its small rclone calls go to an rclone rcd (rc.private_daemon): the runs of
+    # several aliases in one process share one.
+    rclone_daemon: bool = False
 
     @property
     def task(self) -> str:
@@ -163,6 +166,7 @@ OPERATIONS: tuple[OperationSpec, ...] = (
             "compression": _optional(_choice("zstd", "native", "none")),
             "jobs": _optional(_positive_int),  # parallel (#19.4)
         },
+        rclone_daemon=True,
     ),
     OperationSpec(
         "db_restore",

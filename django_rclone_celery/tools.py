@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ _MY_VERSION = (
 # (path, the file it is, mtime, size) -> its --version line. The path too: Debian's
 # pg_dump, pg_restore and psql are one file (pg_wrapper) that answers by its name.
 _seen: dict[tuple[str, str, int, int], str] = {}
+_asking = threading.Lock()
 
 
 def shown(version: Version) -> str:
@@ -49,14 +51,15 @@ def version_line(path: str) -> str:
     except OSError:
         raise ConfigurationError(f"{path} does not exist") from None
     key = (os.path.abspath(path), os.path.realpath(path), int(stat.st_mtime_ns), stat.st_size)
-    if key not in _seen:
-        try:
-            out = process.run(Command(argv=(path, "--version")), timeout=30).stdout
-        except DjangoRcloneCeleryError as exc:
-            raise ConfigurationError(f"{path} --version failed: {exc}") from None
-        lines = out.decode("utf-8", "replace").strip().splitlines()
-        _seen[key] = lines[0] if lines else ""
-    return _seen[key]
+    with _asking:  # the runs of several aliases at once ask once
+        if key not in _seen:
+            try:
+                out = process.run(Command(argv=(path, "--version")), timeout=30).stdout
+            except DjangoRcloneCeleryError as exc:
+                raise ConfigurationError(f"{path} --version failed: {exc}") from None
+            lines = out.decode("utf-8", "replace").strip().splitlines()
+            _seen[key] = lines[0] if lines else ""
+        return _seen[key]
 
 
 def pg_version(text: str) -> Version | None:

@@ -346,3 +346,23 @@ def test_a_private_daemon_leaves_no_file_and_answers_only_its_caller(
     finally:
         tempfile.tempdir = None
     assert (remote_dir / "m.json").read_bytes() == b"{}"
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_backups_of_several_databases_at_once_share_one_daemon(
+    remote_dir: Path, commands: Path
+) -> None:
+    from django.core.management import call_command
+
+    from django_rclone_celery.operations import list_backups
+    from tests.helpers.databases import populate
+
+    populate("pg")
+    call_command("dbbackup", "-d", "default", "-d", "pg")
+    assert sorted(commands.read_text().split()) == ["rcat", "rcat", "rcd"]
+    assert len(list_backups("default")) == len(list_backups("pg")) == 1
+    call_command("verifybackup", "-d", "default", "-d", "pg")
+    # The block over, each backup starts its own again.
+    commands.write_text("")
+    call_command("dbbackup", "-d", "pg")
+    assert commands.read_text().split() == ["rcd", "rcat"]

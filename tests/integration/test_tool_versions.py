@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,19 @@ def test_a_run_calls_the_client_debians_wrapper_names(remote_dir: Path) -> None:
     manifest = json.loads((remote_dir / "db" / f"{entry.name}.manifest.json").read_text())
     assert manifest["tool_versions"]["pg_dump"].startswith("pg_dump (PostgreSQL) ")
     assert manifest["tool_versions"]["pg_restore"].startswith("pg_restore (PostgreSQL) ")
+
+
+def test_runs_at_once_ask_a_tool_its_version_once(tmp_path: Path) -> None:
+    tool = tmp_path / "pg_dump"
+    asked = tmp_path / "asked"
+    tool.write_text(
+        f"#!/bin/sh\necho x >> '{asked}'\nsleep 0.2\necho 'pg_dump (PostgreSQL) 15.3'\n"
+    )
+    tool.chmod(0o755)
+    with ThreadPoolExecutor(4) as pool:
+        lines = list(pool.map(lambda _: tools.version_line(str(tool)), range(4)))
+    assert lines == ["pg_dump (PostgreSQL) 15.3"] * 4
+    assert asked.read_text() == "x\n"
 
 
 def test_server_version_numbers() -> None:
