@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -83,21 +85,36 @@ def survives_swap(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except OperationalError as exc:
-            connection = connections[ledger_alias()]
-            if (
-                connection.vendor != "sqlite"
-                or connection.in_atomic_block
-                or not _file_replaced(exc)
-            ):
-                raise
-            logger.info("the ledger's database file was replaced; reconnecting")
-            connection.close()
-            return func(*args, **kwargs)
+        connection = connections[ledger_alias()]
+        with _one_writer(connection):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                if (
+                    connection.vendor != "sqlite"
+                    or connection.in_atomic_block
+                    or not _file_replaced(exc)
+                ):
+                    raise
+                logger.info("the ledger's database file was replaced; reconnecting")
+                connection.close()
+                return func(*args, **kwargs)
 
     return wrapper
+
+
+# SQLite takes one writer at a time, and a writer that finds the file locked
+# sleeps in steps of 1, 2, 5, 10... ms before it looks again. The writers of
+# this process (several databases backed up at once) queue here instead, each
+# woken as the write before it ends. Inside a transaction, not: it may already
+# hold SQLite's lock, which the holder of this one could be waiting for.
+_sqlite_writer = threading.RLock()
+
+
+def _one_writer(connection: Any) -> AbstractContextManager[object]:
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        return _sqlite_writer
+    return nullcontext()
 
 
 # -- slots --------------------------------------------------------------------
