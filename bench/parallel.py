@@ -9,6 +9,8 @@ in ``run.py``, whose harness this reuses):
 - ``bare_zstd_t1``: the same with ``zstd -1``, one zstd worker: the pipeline as
   issue #19 spells it (``-T2`` gives the bare side a second compressing thread);
 - ``ours_zstd``: ``manage.py dbbackup`` (one stream);
+- ``ours_zstd_l1``: the same at ``COMPRESSION_LEVEL`` 1, the bare pipeline's
+  level (no target: the product's default, 2, writes a tenth less);
 - ``ours_jobs2``: ``manage.py dbbackup --jobs 2``;
 - ``bare_two_dump``: the largest table's two key-range halves as two
   ``\\copy`` streams beside ``pg_dump -T`` of the rest, each ``| zstd -1 | rclone rcat``;
@@ -56,6 +58,7 @@ LABELS = {
     "bare_zstd": "bare `pg_dump -Fc -Z0 | zstd -1 -T2 | rclone rcat`",
     "bare_zstd_t1": "bare `pg_dump -Fc -Z0 | zstd -1 | rclone rcat` (the issue's)",
     "ours_zstd": "`dbbackup` (one stream)",
+    "ours_zstd_l1": "`dbbackup` at COMPRESSION_LEVEL 1 (the bare pipeline's level)",
     "ours_jobs2": "`dbbackup --jobs 2`",
     "bare_two_dump": "bare two-stream dump (2 key-range `\\copy` + `pg_dump -T` rest)",
     "bare_restore": "bare `zstd -dc | pg_restore` (create db, drop old copy)",
@@ -63,7 +66,7 @@ LABELS = {
     "bare_par_restore": "bare parallel restore (schema, 2 COPY halves + data, post-data -j 2)",
 }
 GROUPS = [
-    ("bare_zstd", "bare_zstd_t1", "ours_zstd", "ours_jobs2", "bare_two_dump"),
+    ("bare_zstd", "bare_zstd_t1", "ours_zstd", "ours_zstd_l1", "ours_jobs2", "bare_two_dump"),
     ("bare_restore", "ours_restore_jobs2", "bare_par_restore"),
 ]
 # (ours, baseline, max ratio at ~1 GB, at 5 GB and more, what the issue says)
@@ -79,6 +82,7 @@ TARGETS = [
         1.05,
         "dbrestore --jobs 2 <= {}x bare parallel",
     ),
+    ("ours_zstd_l1", "bare_zstd_t1", 9.9, 9.9, "(no target) dbbackup at level 1 vs the issue's"),
     ("bare_par_restore", "bare_restore", 1.0, 1.0, "(issue's figure) bare parallel vs bare single"),
     ("bare_two_dump", "bare_zstd", 9.9, 9.9, "(issue's figure) bare two-stream dump vs single"),
 ]
