@@ -56,10 +56,8 @@ READY_TIMEOUT = 10.0  # seconds for a server to listen; then the calls run rclon
 # rclone's own concurrency instead of one call per file.
 MOVE_CALLS_MAX = 64
 USER = "drc"  # the login of a private daemon; its password is new each time
-_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
-
-
 ABSTRACT = "\0"  # a socket path starting so is in Linux's abstract namespace
+_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -90,7 +88,7 @@ class Control:
         self._rclone = rclone
         self._server = server
         self._path = path
-        self._headers = {}
+        self._headers: dict[str, str] = {}
         if password:
             login = base64.b64encode(f"{USER}:{password}".encode()).decode()
             self._headers["Authorization"] = f"Basic {login}"
