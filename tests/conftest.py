@@ -94,6 +94,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     flush.install()  # a transactional test's teardown empties only what it filled
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's scratch directory goes when every test passed; a failed run keeps
+    it (logs, remotes) and says where. xdist's workers leave it to their controller."""
+    from django.conf import settings
+
+    if hasattr(session.config, "workerinput") or not getattr(settings, "DRC_TEST_DIR_MADE", False):
+        return
+    if exitstatus == 0:
+        shutil.rmtree(settings.BASE, ignore_errors=True)
+    else:
+        session.config.get_terminal_writer().line(f"test files kept in {settings.BASE}")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}

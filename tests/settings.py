@@ -16,6 +16,9 @@ from pathlib import Path
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if XDIST_WORKER and not os.environ.get("DRC_TEST_DB_SUFFIX", "").endswith(f"_{XDIST_WORKER}"):
     os.environ["DRC_TEST_DB_SUFFIX"] = f"{os.environ.get('DRC_TEST_DB_SUFFIX', '')}_{XDIST_WORKER}"
+# Made here (not given, nor inherited from the session's controller): the
+# session removes it when it ends well (tests/conftest.py).
+DRC_TEST_DIR_MADE = not os.environ.get("DRC_TEST_DIR")
 BASE = Path(os.environ.get("DRC_TEST_DIR") or tempfile.mkdtemp(prefix="drc-tests-"))
 if XDIST_WORKER and BASE.name != XDIST_WORKER:
     BASE = BASE / XDIST_WORKER
