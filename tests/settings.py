@@ -7,6 +7,7 @@ sets none of them; the defaults are the local services it installs).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,9 +18,15 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if XDIST_WORKER and not os.environ.get("DRC_TEST_DB_SUFFIX", "").endswith(f"_{XDIST_WORKER}"):
     os.environ["DRC_TEST_DB_SUFFIX"] = f"{os.environ.get('DRC_TEST_DB_SUFFIX', '')}_{XDIST_WORKER}"
 # Made here (not given, nor inherited from the session's controller): the
-# session removes it when it ends well (tests/conftest.py).
-DRC_TEST_DIR_MADE = not os.environ.get("DRC_TEST_DIR")
-BASE = Path(os.environ.get("DRC_TEST_DIR") or tempfile.mkdtemp(prefix="drc-tests-"))
+# session removes it when it ends well (tests/conftest.py). Imported outside a
+# test session (mypy's Django plugin does), nothing is made.
+DRC_TEST_DIR_MADE = not os.environ.get("DRC_TEST_DIR") and "pytest" in sys.modules
+if os.environ.get("DRC_TEST_DIR"):
+    BASE = Path(os.environ["DRC_TEST_DIR"])
+elif DRC_TEST_DIR_MADE:
+    BASE = Path(tempfile.mkdtemp(prefix="drc-tests-"))
+else:
+    BASE = Path(tempfile.gettempdir()) / "drc-tests-not-a-session"
 if XDIST_WORKER and BASE.name != XDIST_WORKER:
     BASE = BASE / XDIST_WORKER
     BASE.mkdir(exist_ok=True)

@@ -43,3 +43,14 @@ def test_a_session_that_did_not_pass_keeps_it_and_says_where(tmp_path: Path) -> 
     assert done.returncode == 5  # nothing ran: not a pass
     [kept] = _left(tmp_path)
     assert f"test files kept in {tmp_path / kept}" in done.stdout
+
+
+def test_importing_the_settings_outside_a_session_makes_nothing(tmp_path: Path) -> None:
+    # As mypy's Django plugin does on every type check.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    for name in ("DRC_TEST_DIR", "PYTEST_XDIST_WORKER"):
+        env.pop(name, None)
+    subprocess.run(
+        [sys.executable, "-c", "import tests.settings"], cwd=ROOT, env=env, check=True, timeout=60
+    )
+    assert _left(tmp_path) == []
