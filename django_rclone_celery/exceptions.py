@@ -188,6 +188,11 @@ class RcloneError(ProcessError):
         return self.returncode in _NOT_FOUND_CODES
 
     @property
+    def no_such_remote(self) -> bool:
+        """The path names a remote rclone's config does not have: nothing is there."""
+        return "didn't find section in config file" in self.stderr
+
+    @property
     def transient(self) -> bool:
         if self.returncode in _TRANSIENT_CODES:
             return True

@@ -275,9 +275,10 @@ def claim_for_caller(
     try:
         return claim(operation, database, slot, task_id)
     except DatabaseError as exc:
+        reason = " ".join(str(exc).split())  # the driver's own may span lines
         raise ConfigurationError(
             f"cannot record the run in the ledger on {ledger_alias()!r} "
-            f"({str(exc).strip()}); has `manage.py migrate` been run?"
+            f"({reason}); has `manage.py migrate` been run?"
         ) from exc
 
 

@@ -147,7 +147,7 @@ def run_each(
         return ManyResult([one(aliases[0])])
     # One rclone rcd for every alias's small calls (started here: it lives as
     # long as this thread), instead of one rclone start per alias.
-    shared = registry.BY_NAME[name].rclone_daemon
+    shared = registry.TASKS[name].operation.rclone_daemon
     with (
         rc.shared_daemon(Rclone(get_settings())) if shared else nullcontext(),
         ThreadPoolExecutor(min(MAX_AT_ONCE, len(aliases)), thread_name_prefix="drc-many") as pool,

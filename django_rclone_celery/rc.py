@@ -95,6 +95,11 @@ class Control:
         self._ready: bool | None = None if server is not None else False
         self._lock = threading.Lock()  # the first calls may come from two threads
 
+    @classmethod
+    def direct(cls, rclone: Rclone) -> Control:
+        """Calls that each run their own rclone process (no server)."""
+        return cls(rclone, None, "")
+
     # Calls ---------------------------------------------------------------
     def list_dir(self, path: str) -> list[Entry]:
         """A directory's files and directories, without times; a missing one is empty."""
@@ -392,7 +397,7 @@ def private_daemon(rclone: Rclone) -> Iterator[Control]:
             yield calls
         return
     if not usable(rclone):
-        yield Control(rclone, None, "")
+        yield Control.direct(rclone)
         return
     address = f"drc-rcd-{uuid.uuid4().hex}"
     password = secrets.token_hex(32)

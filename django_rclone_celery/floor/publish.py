@@ -35,7 +35,8 @@ def discard(rclone: Rclone, *paths: str | None) -> None:
         try:
             rclone.deletefile(path)
         except RcloneError as exc:
-            if not exc.not_found:
+            # Gone, or on a remote that does not exist (the run's own error says so).
+            if not (exc.not_found or exc.no_such_remote):
                 logger.warning("could not remove %s: %s", path, exc)
 
 
@@ -56,7 +57,7 @@ class Publication:
 
     def commit(self, manifest: bytes | None = None, *, final: str | None = None) -> None:
         """Publish under ``final`` (default: the name given at the start)."""
-        calls = self.calls or rc.Control(self.rclone, None, "")
+        calls = self.calls or rc.Control.direct(self.rclone)
         if final is not None:
             self.final = final
         if manifest is not None:

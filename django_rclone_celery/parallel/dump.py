@@ -198,7 +198,7 @@ class StreamSet:
     def commit(self, final: str) -> None:
         """Move every stream to its name beside ``final``; the caller then publishes."""
         directory, _, base = final.rpartition("/")
-        calls = self.calls or rc.Control(self.rclone, None, "")
+        calls = self.calls or rc.Control.direct(self.rclone)
         for index, partial_path in enumerate(self.partials):
             name = naming.stream_name(base, index)
             target = f"{directory}/{name}" if directory else name

@@ -15,6 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("BOOKSHOP_VAR") or PROJECT_DIR / "var").resolve()
+# Made here: the SQLite database lives in it whichever broker is configured.
+VAR.mkdir(parents=True, exist_ok=True)
 
 _ENGINES = {
     "sqlite": "django.db.backends.sqlite3",

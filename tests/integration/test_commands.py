@@ -205,3 +205,50 @@ def test_listbackups_text_and_json(remote_dir: Path) -> None:
     assert "2024-01-15 12:00:00" in lines[3]
     assert ".partial" not in text
     assert "manifest" not in text
+
+
+def _example(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The example project's manage.py, as a user runs it, with its files under tmp_path."""
+    outside = {
+        k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE" and "DRC_" not in k
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO / "example_project",
+        env={**outside, "BOOKSHOP_VAR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_remote_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    assert _example(tmp_path, "migrate", "-v0").returncode == 0
+    done = _example(
+        tmp_path, "dbbackup", "-v0", BACKUP_REMOTE="nosuchremote:bucket", RCLONE_CONFIG="/dev/null"
+    )
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()  # the example project logs each stage too
+    assert lines[-1] == (
+        "CommandError: rclone exited with status 1: Failed to create file system for "
+        '"nosuchremote:bucket/db/": didn\'t find section in config file ("nosuchremote")'
+    )
+    # Nothing to clean up there either: no "could not remove" warning before the error.
+    assert not [line for line in lines if "could not remove" in line]
+
+
+def test_a_ledger_database_that_is_down_is_one_line(tmp_path: Path) -> None:
+    done = _example(tmp_path, "dbbackup", DATABASE_URL="postgres://postgres@127.0.0.1:1/shop")
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("CommandError: cannot record the run in the ledger on 'default' (")
+    assert "Is the server running on that host" in line
+    assert line.endswith("has `manage.py migrate` been run?")
+
+
+def test_the_example_project_migrates_into_a_new_folder_with_redis(tmp_path: Path) -> None:
+    # With a Redis broker no broker folder is made, yet the database still lives there.
+    var = tmp_path / "new" / "var"
+    done = _example(var, "migrate", "-v0", REDIS_URL="redis://127.0.0.1:1/0")
+    assert done.returncode == 0, done.stderr
+    assert (var / "bookshop.sqlite3").is_file()
