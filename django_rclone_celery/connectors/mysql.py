@@ -126,6 +126,10 @@ class MysqlConnector(Connector):
     # Flags a tool of the other flavour needs (set by prepare_tools).
     flavour_args: tuple[str, ...] = ()
 
+    def quote(self, identifier: str) -> str:
+        # Django's quote_name leaves a backtick inside a name as it is.
+        return "`" + identifier.replace("`", "``") + "`"
+
     def _args(self, *, dump: bool = False) -> list[str]:
         conn = self.dump_settings if dump else self.settings_dict
         host, port, user = (str(conn.get(key) or "") for key in ("HOST", "PORT", "USER"))

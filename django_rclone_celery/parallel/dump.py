@@ -12,6 +12,7 @@ failure (or a kill: partial names are swept) leaves nothing listed.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from .. import naming, process, rc
 from ..compression import compressor
@@ -29,7 +30,7 @@ from ..exceptions import RcloneError
 from ..process import Command, PipeStats
 from ..rclone import Rclone
 from . import LAYOUT, submit
-from .streams import DUMP_SETTINGS, CopyScript, Piece, end_line, sql_literal
+from .streams import DUMP_SETTINGS, CopyScript, Piece, StreamEnd, end_line, sql_literal
 
 logger = logging.getLogger("django_rclone_celery")
 
@@ -97,7 +98,15 @@ def stream_command(
     index: int,
     total: int,
 ) -> Command:
-    """One ``psql`` writing stream ``index``: its header, a COPY block per piece, its end line."""
+    """One ``psql`` writing stream ``index``: its header, a COPY block per piece, its end line.
+
+    With plain names (:meth:`Piece.plain`), the lines are ``\\echo``'d and the
+    rows copied with ``\\copy ... TO pstdout``, and the command tags go to
+    stderr (``\\o``): each ``COPY n`` there is the server's count of a block,
+    so no one reads every row to count them (:func:`copy_tags`). Otherwise
+    the lines come from ``SELECT`` and the rows from ``COPY ... TO STDOUT``.
+    """
+    tagged = tags_rows(pieces)
     sql = [
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
         f"SET TRANSACTION SNAPSHOT {sql_literal(snapshot)}",
@@ -110,20 +119,52 @@ def stream_command(
         "SET IntervalStyle = postgres;",
         "SET standard_conforming_strings = on;",
     ]
-    sql.append("SELECT " + sql_literal("\n".join(header)))
-    for piece in pieces:
-        sql += [
-            "SELECT " + sql_literal(piece.header()),
-            piece.select(),
-            "SELECT chr(92) || '.'",
-        ]
-    sql += ["SELECT " + sql_literal(end_line(index, total).decode()), "COMMIT"]
+    if tagged:
+        sql = ["\\o /dev/stderr", *sql, *(_echo(line) for line in header)]
+        for piece in pieces:
+            sql += [_echo(piece.header()), f"\\copy {piece.source()} TO pstdout", _echo("\\.")]
+        sql += [_echo(end_line(index, total).decode()), "COMMIT"]
+    else:
+        sql.append("SELECT " + sql_literal("\n".join(header)))
+        for piece in pieces:
+            sql += ["SELECT " + sql_literal(piece.header()), piece.select()]
+            sql.append("SELECT chr(92) || '.'")
+        sql += ["SELECT " + sql_literal(end_line(index, total).decode()), "COMMIT"]
     # The dump's connection (DATABASE_OPTIONS' HOST, USER...), as the schema archive's.
-    argv = [connector.program("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+    # Not quiet when tagged: quiet psql prints no command tags.
+    argv = [connector.program("psql"), "-X", *(() if tagged else ("-q",))]
+    argv += ["-A", "-t", "-v", "ON_ERROR_STOP=1"]
     argv += [*connector._conn_args(dump=True), f"--dbname={connector.name}"]
     for statement in sql:
         argv += ["-c", statement]
     return connector._command(argv, dump=True)
+
+
+# More blocks than this in one stream and the kept tail of psql's stderr could
+# lose the first tags; such a stream counts its rows as they pass instead.
+MAX_TAGGED = 1000
+
+
+def tags_rows(pieces: list[Piece]) -> bool:
+    """Whether the stream of ``pieces`` takes its row counts from the server's tags."""
+    return len(pieces) <= MAX_TAGGED and all(p.plain() for p in pieces)
+
+
+def _echo(line: str) -> str:
+    # psql reads \\ and '' in a quoted argument as \ and '.
+    return "\\echo '" + line.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def copy_tags(stderr: str, pieces: int) -> list[int] | None:
+    """The rows of each block, from the ``COPY n`` tags a tagged stream's psql wrote.
+
+    None unless there is one per block: the caller counts those rows in SQL.
+    """
+    found = [int(m.group(1)) for m in _COPY_TAG.finditer(stderr)]
+    return found if len(found) == pieces else None
+
+
+_COPY_TAG = re.compile(r"^COPY (\d+)$", re.MULTILINE)
 
 
 @dataclass
@@ -262,14 +303,12 @@ class StreamSet:
                 return compressor(kind, settings.compression_level, settings.compression_threads)
 
             def one(index: int) -> PipeStats:
-                script = CopyScript(index, total, len(layout[index]))
+                pieces = layout[index]
+                # A tagged stream's rows are counted by the server; only its end is looked at.
+                tagged = tags_rows(pieces)
+                check = StreamEnd(index, total) if tagged else CopyScript(index, total, len(pieces))
                 command = stream_command(
-                    connector,
-                    coordinator.snapshot,
-                    coordinator.encoding,
-                    layout[index],
-                    index,
-                    total,
+                    connector, coordinator.snapshot, coordinator.encoding, pieces, index, total
                 )
                 stats = process.pipe(
                     command,
@@ -278,12 +317,15 @@ class StreamSet:
                     digest="sink",
                     progress=counter(),
                     sink_error=RcloneError,
-                    tap=script.feed,
-                    before_end=partial(script.check, f"stream {index} of the dump"),
+                    tap=check.feed,
+                    before_end=partial(check.check, f"stream {index} of the dump"),
                 )
-                self.streams[index].update(
-                    size=stats.bytes_out, sha256=stats.sha256, rows=script.rows
+                rows = (
+                    copy_tags(stats.source_stderr, len(pieces))
+                    if tagged
+                    else cast(CopyScript, check).rows
                 )
+                self.streams[index].update(size=stats.bytes_out, sha256=stats.sha256, rows=rows)
                 return stats
 
             self.streams = [
@@ -308,9 +350,24 @@ class StreamSet:
                 for future in futures:
                     future.result()
                 counted = counts.result()
+            # Tags that did not come out one per block (a secret masked in psql's
+            # stderr, say): those tables are counted in SQL, in the same snapshot.
+            unknown = {
+                p.key
+                for stream, pieces in zip(self.streams, layout, strict=True)
+                if stream["rows"] is None
+                for p in pieces
+            }
+            if unknown:
+                again = _count(connector, coordinator.snapshot, streamed - unknown)
+                counted.update({key: again[key] for key in unknown})
             for stream, pieces in zip(self.streams, layout, strict=True):
+                if stream["rows"] is None:
+                    del stream["rows"]
+                    continue
                 for piece, rows in zip(pieces, stream["rows"], strict=True):
-                    counted[piece.key] = counted.get(piece.key, 0) + rows
+                    if piece.key not in unknown:
+                        counted[piece.key] = counted.get(piece.key, 0) + rows
             cursor.execute("COMMIT")
         return archive, counted
 

@@ -9,12 +9,14 @@ short: it is never loaded to its end, and never verified.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..completeness import StreamCheck
 
 _TERMINATOR = b"\\."
+_PLAIN = re.compile(r'[A-Za-z0-9_$.," ]*')
 _COPY_SLICE = 64 << 10
 # What pg_dump sets for its own COPY output, so the rows read back the same way.
 DUMP_SETTINGS = (
@@ -51,17 +53,28 @@ class Piece:
 
     def select(self) -> str:
         """The ``COPY ... TO STDOUT`` reading this piece."""
+        return f"COPY {self.source()} TO STDOUT"
+
+    def source(self) -> str:
+        """What the piece's COPY reads: the table and its columns, or a ``ctid`` range."""
         if self.first is None and self.end is None:
-            return f"COPY {self.target}{self._listed()} TO STDOUT"
+            return f"{self.target}{self._listed()}"
         where = []
         if self.first is not None:
             where.append(f"ctid >= '({self.first},0)'::tid")
         if self.end is not None:
             where.append(f"ctid < '({self.end},0)'::tid")
-        return (
-            f"COPY (SELECT {self.columns} FROM ONLY {self.target} "
-            f"WHERE {' AND '.join(where)}) TO STDOUT"
-        )
+        return f"(SELECT {self.columns} FROM ONLY {self.target} WHERE {' AND '.join(where)})"
+
+    def plain(self) -> bool:
+        """Whether its names are plain ASCII identifiers, quoted at most as a whole.
+
+        psql's ``\\copy`` and ``\\echo`` take such names on one line as they
+        are; any other name (a doubled quote, a newline, a non-ASCII letter
+        in a database of another encoding) is read through SQL instead.
+        """
+        names = f"{self.target} {self.columns}"
+        return _PLAIN.fullmatch(names) is not None and '""' not in names
 
     def header(self) -> str:
         return f"COPY {self.target}{self._listed()} FROM stdin;"
@@ -86,6 +99,19 @@ def end_line(index: int, total: int) -> bytes:
 def sql_literal(text: str) -> str:
     # standard_conforming_strings is on in every supported server: only quotes double.
     return "'" + text.replace("'", "''") + "'"
+
+
+class StreamEnd(StreamCheck):
+    """Whether a stream ends with its end line; only its last bytes are kept."""
+
+    def __init__(self, index: int, total: int) -> None:
+        super().__init__()
+        self.end = end_line(index, total) + b"\n"
+
+    def problem(self) -> str | None:
+        if not self.tail.endswith(self.end):
+            return "is incomplete: it ends before its end line (cut short)"
+        return None
 
 
 class CopyScript(StreamCheck):

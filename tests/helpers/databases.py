@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,31 @@ def snapshot(alias: str, tables: tuple[str, ...] = APP_TABLES) -> dict[str, list
     return rows
 
 
+def drops_finished(alias: str, timeout: float = 60) -> None:
+    """Wait while the server is still dropping a copy a PostgreSQL swap replaced.
+
+    The swap sends ``DROP DATABASE ... WITH (FORCE)`` and returns without
+    waiting for it; the server goes on with it. A drop still running after
+    ``timeout`` seconds fails the test.
+    """
+    if connections[alias].vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    live = connections[alias].settings_dict["NAME"]
+    with connections[alias].cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND state = 'active' AND starts_with(query, %s)",
+                [f'DROP DATABASE IF EXISTS "{live}__'],
+            )
+            if not cursor.fetchone()[0]:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"a swap's DROP DATABASE still runs after {timeout} s")
+            time.sleep(0.02)
+
+
 def staging_leftovers(alias: str) -> list[str]:
     """Databases or files a restore stages beside the live one (must be none afterwards)."""
     settings_dict = connections[alias].settings_dict
@@ -72,6 +98,7 @@ def staging_leftovers(alias: str) -> list[str]:
     if vendor == "sqlite":
         live = Path(name)
         return sorted(p.name for p in live.parent.glob(live.name + ".restore-tmp*"))
+    drops_finished(alias)
     with connections[alias].cursor() as cursor:
         if vendor == "postgresql":
             cursor.execute("SELECT datname FROM pg_database")

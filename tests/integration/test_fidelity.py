@@ -700,3 +700,45 @@ def test_the_difference_listing() -> None:
         "table a: 4 rows (manifest: 3)",
         "table gone: no such table (manifest: 2)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        pytest.param(
+            "pg",
+            'odd"name',
+            marks=pytest.mark.django_db(transaction=True, databases=["default", "pg"]),
+        ),
+        pytest.param("maria", "odd`name", marks=MARIA),
+    ],
+)
+def test_a_table_named_with_a_quote_is_counted_and_round_trips(
+    alias: str, name: str, remote_dir: Path, drc_config: Any
+) -> None:
+    """Counting rows quotes a name as SQL must: Django's quote_name leaves a quote
+    inside a name as it is, which broke every backup of such a table."""
+    from django_rclone_celery.connectors import get_connector
+
+    connector = get_connector(alias)
+    quoted = connector.quote(name)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {quoted}")
+        cursor.execute(f"CREATE TABLE {quoted} (id int PRIMARY KEY, v varchar(10))")
+        cursor.execute(f"INSERT INTO {quoted} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    try:
+        counts = connector.table_counts()
+        assert 3 in [n for key, n in counts.items() if name in key]
+        backup_database(alias)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(f"DELETE FROM {quoted}")
+        restore_database(alias)
+        connections[alias].close()
+        with connections[alias].cursor() as cursor:
+            cursor.execute(f"SELECT id, v FROM {quoted} ORDER BY id")
+            assert [tuple(row) for row in cursor.fetchall()] == [(1, "a"), (2, "b"), (3, "c")]
+        assert verify_backup(alias, restore=True).restored
+    finally:
+        connections[alias].close()
+        with connections[alias].cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted}")

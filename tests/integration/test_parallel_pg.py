@@ -398,3 +398,250 @@ def test_tasks_take_jobs_at_the_door() -> None:
         assert problems(task, {"database": "pg", "jobs": 0}) == [
             "jobs: 0 is not a whole number of at least 1"
         ]
+
+
+def _rewrite(data: bytes, kind: str) -> bytes:
+    """``data`` compressed as a backup of compression ``kind`` holds it."""
+    from django_rclone_celery.compression import compressor
+
+    pack = compressor(kind, 3, None)  # type: ignore[arg-type]
+    return data if pack is None else bytes(pack.feed(memoryview(data))) + pack.finish()
+
+
+def _unpack(data: bytes, kind: str) -> bytes:
+    from django_rclone_celery.compression import decompressor
+
+    unpack = decompressor(kind)  # type: ignore[arg-type]
+    return data if unpack is None else bytes(unpack.feed(memoryview(data))) + unpack.finish()
+
+
+@pytest.mark.parametrize("alias", PG)
+def test_a_stream_cut_before_its_end_line_is_refused_though_its_checksum_matches(
+    alias: str, schema: None, remote_dir: Path
+) -> None:
+    """The restore trusts the manifest's checksum for the rows, and still checks each end.
+
+    The stream is cut after its last block, so every row it holds is whole and
+    psql loads it without complaint; its manifest entry is made to match.
+    """
+    import hashlib
+
+    result = backup_database(alias, jobs=2)
+    before = everything()
+    manifest_path = remote_dir / "db" / (result.name + naming.MANIFEST_SUFFIX)
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["streams"][1]
+    path = remote_dir / "db" / entry["name"]
+    plain = _unpack(path.read_bytes(), manifest["compression"])
+    body, _, last = plain.rstrip(b"\n").rpartition(b"\n")
+    assert last.startswith(b"-- end of stream")
+    cut = _rewrite(body + b"\n", manifest["compression"])
+    path.write_bytes(cut)
+    entry.update(size=len(cut), sha256=hashlib.sha256(cut).hexdigest())
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(InvalidBackup, match=r"stream 1 of backup .*\(cut short\)"):
+        restore_database(alias, jobs=2)
+    assert everything() == before
+    assert staging_leftovers(alias) == []
+
+
+@pytest.fixture
+def pg_owner(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The ``pg`` alias pointed at a database of its own, owned by a role with
+    CREATEDB and no superuser rights, as many hosted databases are."""
+    import os
+
+    suffix = os.environ.get("DRC_TEST_DB_SUFFIX", "")
+    role, name = f"drc_owner{suffix}", f"drc_owned{suffix}"
+
+    def clean() -> None:
+        with connections["pg"].cursor() as cursor:
+            for db in (name, f"{name}__temp", f"{name}__old"):
+                cursor.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            cursor.execute(f"DROP ROLE IF EXISTS {role}")
+
+    clean()
+    with connections["pg"].cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role} LOGIN CREATEDB NOSUPERUSER")
+        cursor.execute(f'CREATE DATABASE "{name}" OWNER {role}')
+    connections["pg"].close()
+    monkeypatch.setitem(connections.settings["pg"], "USER", role)
+    monkeypatch.setitem(connections.settings["pg"], "NAME", name)
+    yield role
+    connections["pg"].close()
+    monkeypatch.undo()
+    connections["pg"].close()
+    clean()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_a_parallel_restore_by_the_databases_owner_needs_no_superuser(
+    pg_owner: str, remote_dir: Path
+) -> None:
+    """Staging, the streams, the indexes, the swap and the replaced copy's drop all
+    work as the database's owner."""
+    sql(
+        "CREATE TABLE own_a (id bigserial PRIMARY KEY, note text NOT NULL)",
+        "CREATE TABLE own_b (id bigserial PRIMARY KEY, a_id bigint REFERENCES own_a (id), "
+        "v int CHECK (v >= 0))",
+        "CREATE INDEX own_b_v ON own_b (v)",
+        "INSERT INTO own_a (note) SELECT md5(g::text) FROM generate_series(1, 20000) g",
+        "INSERT INTO own_b (a_id, v) SELECT g, g % 97 FROM generate_series(1, 20000) g",
+        "CREATE VIEW own_view AS SELECT v, count(*) AS n FROM own_b GROUP BY v",
+    )
+
+    def state() -> list[Any]:
+        connections["pg"].close()
+        return [
+            sql("SELECT * FROM own_a ORDER BY id"),
+            sql("SELECT * FROM own_b ORDER BY id"),
+            sql("SELECT * FROM own_view ORDER BY v"),
+            sql("SELECT last_value FROM own_a_id_seq"),
+            sql("SELECT indexdef FROM pg_indexes WHERE tablename LIKE 'own_%' ORDER BY 1"),
+            sql(
+                "SELECT current_user, pg_get_userbyid(datdba) FROM pg_database "
+                "WHERE datname = current_database()"
+            ),
+        ]
+
+    result = backup_database("pg", jobs=2)
+    assert result.name
+    before = state()
+    assert before[-1] == [(pg_owner, pg_owner)]
+    sql("DELETE FROM own_b WHERE id > 10", "DROP INDEX own_b_v")
+    restore_database("pg", jobs=2)
+    assert state() == before
+    assert staging_leftovers("pg") == []
+
+
+def test_a_streams_end_is_found_across_any_chunking() -> None:
+    import random
+
+    from django_rclone_celery.parallel.streams import StreamEnd, end_line
+
+    stream = b"COPY public.a (x) FROM stdin;\n1\n\\.\n" + end_line(0, 2) + b"\n"
+    rng = random.Random(3)
+    for _ in range(100):
+        end = StreamEnd(0, 2)
+        pos = 0
+        while pos < len(stream):
+            size = rng.randint(1, 9)
+            end.feed(stream[pos : pos + size])
+            pos += size
+        assert end.problem() is None
+    for cut in (stream[:-1], stream[:-10], stream[:30], b""):
+        end = StreamEnd(0, 2)
+        end.feed(cut)
+        assert "cut short" in (end.problem() or "")
+    other = StreamEnd(1, 2)
+    other.feed(stream)
+    assert "cut short" in (other.problem() or "")
+
+
+@pytest.mark.parametrize("alias", PG)
+def test_restores_back_to_back_while_the_server_drops_the_replaced_copy(
+    alias: str, schema: None, remote_dir: Path
+) -> None:
+    """The swap leaves the replaced copy's drop to the server; the next restore's
+    staging waits for a drop still running, and each restore is exact."""
+    backup_database(alias, jobs=2)
+    before = everything()
+    for jobs in (2, 1, 2):
+        damage()
+        restore_database(alias, jobs=jobs)  # the last one's drop may still run
+    assert everything() == before
+    assert staging_leftovers(alias) == []
+
+
+ODD = {
+    '"Par Space"': '(id int PRIMARY KEY, "order" text, "user" int)',
+    '"par""quote"': "(id int PRIMARY KEY, v text)",
+    '"pär_ü"': "(id int PRIMARY KEY, v text)",
+}
+
+
+@pytest.fixture
+def odd_tables(schema: None) -> Iterator[None]:
+    for name, columns in ODD.items():
+        sql(f"DROP TABLE IF EXISTS {name}", f"CREATE TABLE {name} {columns}")
+    sql(
+        "INSERT INTO \"Par Space\" SELECT g, 'o' || g, g FROM generate_series(1, 700) g",
+        'INSERT INTO "par""quote" SELECT g, E\'a\\tb\' FROM generate_series(1, 300) g',
+        "INSERT INTO \"pär_ü\" SELECT g, 'ü' FROM generate_series(1, 200) g",
+    )
+    yield
+    connections["pg"].close()
+    for name in ODD:
+        sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def _counts() -> dict[str, int]:
+    connections["pg"].close()
+    return get_connector("pg").table_counts()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_quoted_and_non_ascii_names_round_trip_with_exact_counts(
+    jobs: int, odd_tables: None, remote_dir: Path
+) -> None:
+    """Plain names (quoted as a whole, spaces inside) go through ``\\copy`` and the
+    server's tags; a doubled quote or a non-ASCII name through SQL and the scan."""
+    counts = _counts()
+    assert counts["public.Par Space"] == 700
+    result = backup_database("pg", jobs=jobs)
+    manifest = json.loads((remote_dir / "db" / naming.manifest_name(result.name)).read_text())
+    assert manifest["row_counts"] == counts
+    assert all("rows" in stream for stream in manifest["streams"])
+    verify_backup("pg")  # reads every stream, counts its rows and compares them
+    before = [sql(f"SELECT * FROM {name} ORDER BY id") for name in ODD]
+    sql(*(f"DELETE FROM {name} WHERE id > 5" for name in ODD))
+    restore_database("pg", jobs=jobs)
+    connections["pg"].close()
+    assert [sql(f"SELECT * FROM {name} ORDER BY id") for name in ODD] == before
+    assert _counts() == counts
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_counts_masked_in_psqls_output_are_taken_in_sql(
+    schema: None, remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password that reads like a row count is masked in psql's stderr, tags and all:
+    the blocks whose tags it hid are counted in SQL, in the dump's snapshot."""
+    counts = _counts()
+    assert counts["public.par_a"] == 100
+    monkeypatch.setitem(connections.settings["pg"], "PASSWORD", "100")  # trust: not checked
+    connections["pg"].close()
+    result = backup_database("pg", jobs=2)
+    manifest = json.loads((remote_dir / "db" / naming.manifest_name(result.name)).read_text())
+    assert manifest["row_counts"] == counts
+    assert any("rows" not in stream for stream in manifest["streams"])
+    verify_backup("pg")
+
+
+def test_a_stream_of_plain_names_is_tagged_and_any_other_is_not() -> None:
+    from django_rclone_celery.parallel.dump import stream_command
+    from django_rclone_celery.parallel.streams import Piece
+
+    connector = get_connector("pg")
+    plain = Piece("public", "t", 'public."T x"', 'id, "order"', first=0, end=4)
+    argv = stream_command(connector, "snap", "UTF8", [plain], 0, 1).argv  # type: ignore[arg-type]
+    assert "-q" not in argv
+    assert argv[argv.index("-c") + 1] == "\\o /dev/stderr"
+    assert (
+        '\\copy (SELECT id, "order" FROM ONLY public."T x" WHERE ctid >= \'(0,0)\'::tid '
+        "AND ctid < '(4,0)'::tid) TO pstdout"
+    ) in argv
+    assert '\\echo \'COPY public."T x" (id, "order") FROM stdin;\'' in argv
+    assert "\\echo '\\\\.'" in argv
+    for odd in ('public."a""b"', 'public."tå"', 'public."a\nb"'):
+        argv = stream_command(
+            connector,
+            "snap",
+            "UTF8",
+            [plain, Piece("public", "x", odd, "id")],
+            0,
+            1,  # type: ignore[arg-type]
+        ).argv
+        assert "-q" in argv
+        assert not any(a.startswith(("\\copy", "\\o", "\\echo")) for a in argv)

@@ -63,7 +63,7 @@ if __name__ == "__main__":
 from django.db import connections  # noqa: E402
 
 from django_rclone_celery import pgclone  # noqa: E402
-from tests.helpers.databases import damage, populate, snapshot  # noqa: E402
+from tests.helpers.databases import damage, drops_finished, populate, snapshot  # noqa: E402
 
 pytestmark = [
     pytest.mark.postgres,
@@ -78,6 +78,7 @@ def _databases() -> set[str]:
 
 
 def _beside(live: str) -> list[str]:
+    drops_finished("pg")
     return sorted(n for n in _databases() if n.startswith(live + "__"))
 
 

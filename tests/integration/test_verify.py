@@ -29,6 +29,7 @@ from django_rclone_celery.operations import backup_database, verify_backup
 from tests.helpers.databases import (
     damage,
     db_params,
+    drops_finished,
     make_big_table,
     populate,
     snapshot,
@@ -99,6 +100,7 @@ def databases_on_server(alias: str) -> list[str]:
     if vendor == "sqlite":
         path = Path(live)
         return sorted(n for n in os.listdir(path.parent) if n.startswith(path.name))
+    drops_finished(alias)
     with connections[alias].cursor() as cursor:
         cursor.execute(
             "SELECT datname FROM pg_database" if vendor == "postgresql" else "SHOW DATABASES"

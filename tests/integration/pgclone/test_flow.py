@@ -28,7 +28,7 @@ from django_rclone_celery.exceptions import (
     RestoreError,
 )
 from django_rclone_celery.pgclone import keys
-from tests.helpers.databases import damage, make_big_table, populate, snapshot
+from tests.helpers.databases import damage, drops_finished, make_big_table, populate, snapshot
 from tests.helpers.processes import all_cmdlines
 
 # "default" too: Django makes every alias depend on it when test databases are set up.
@@ -39,6 +39,7 @@ SNAP_PREFIX = "drc_pgclone_snap"
 
 
 def server_databases() -> set[str]:
+    drops_finished("pg")
     with connections["pg"].cursor() as cursor:
         cursor.execute("SELECT datname FROM pg_database")
         return {row[0] for row in cursor.fetchall()}
