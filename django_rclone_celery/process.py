@@ -500,6 +500,8 @@ def pipe(
     tap: Callable[[memoryview], object] | None = None,
     tap_side: Literal["source", "sink"] = "source",
     before_end: Callable[[], object] | None = None,
+    hold: int = 0,
+    small: Callable[[bytes], object] | None = None,
 ) -> PipeStats:
     """Stream ``source``'s stdout through ``transform`` into ``sink``'s stdin.
 
@@ -512,6 +514,11 @@ def pipe(
     order; ``before_end`` runs once the source ended well and before the
     sink's stdin closes: if it raises, the sink is killed instead, so an
     uploader never finishes an object the check refused.
+
+    With ``hold`` and ``small``, up to ``hold`` bytes of output wait here
+    before the sink starts: an output that ends within them goes to
+    ``small`` (after ``before_end``) and the sink never runs; a longer one
+    starts the sink, which gets the held bytes first.
     """
     if _runner is not None:
         return _runner.pipe(
@@ -532,22 +539,31 @@ def pipe(
     read = Tap(tap if tap_side == "source" else None, hashing=digest == "source")
     written = Tap(tap if tap_side == "sink" else None, hashing=digest == "sink")
     timed_out = threading.Event()
+    held: bytearray | None = bytearray() if hold and small else None
     logger.debug("pipe %s | %s", source.argv, sink.argv)
     with (
         _materialise(source, source_error) as src_launch,
         _materialise(sink, sink_error) as dst_launch,
     ):
-        snk = _Child(sink, dst_launch, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        children: list[_Child] = []
+
+        def start_sink() -> _Child:
+            child = _Child(sink, dst_launch, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            children.append(child)
+            return child
+
+        snk = None if held is not None else start_sink()
         try:
             src = _Child(source, src_launch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         except BaseException:
-            snk.kill()
+            if snk:
+                snk.kill()
             raise
-        children = (src, snk)
+        children.append(src)
 
         def on_timeout() -> None:
             timed_out.set()
-            for child in children:
+            for child in list(children):
                 if child.proc.poll() is None:
                     child.proc.kill()
 
@@ -558,8 +574,6 @@ def pipe(
         finished = False
         try:
             assert src.proc.stdout is not None
-            assert snk.proc.stdin is not None
-            writer = snk.proc.stdin
             # One reused buffer, filled with whatever the pipe holds: no 1 MiB
             # allocation per read, and no waiting for a full chunk.
             buffer = bytearray(CHUNK_SIZE)
@@ -575,47 +589,69 @@ def pipe(
                 out = transform.feed(chunk) if transform else chunk
                 if out:
                     written.feed(out)
-                    try:
-                        _write_all(writer, out)
-                    except BrokenPipeError:
-                        sink_broke = True
-                        break
+                    if held is not None:
+                        held += out
+                        if len(held) <= hold:
+                            out = b""
+                        else:  # too long to hold: the sink takes it from here
+                            out, held = bytes(held), None
+                            snk = start_sink()
+                    if out:
+                        assert snk is not None
+                        assert snk.proc.stdin is not None
+                        try:
+                            _write_all(snk.proc.stdin, out)
+                        except BrokenPipeError:
+                            sink_broke = True
+                            break
                 if progress:
                     progress(read.size)
             if timed_out.is_set():
                 raise source_error(source.argv, None, f"timed out after {timeout} s")
             if sink_broke:
                 # The sink died early: its own error explains more than ours.
+                assert snk is not None
                 src.kill()
                 code = snk.reap(timeout=None)
                 raise sink_error(sink.argv, code, snk.stderr())
             src_code = src.reap(timeout=None)
             if src_code != 0:
-                snk.kill()
+                if snk:
+                    snk.kill()
                 raise source_error(source.argv, src_code, src.stderr())
             tail = transform.finish() if transform else b""
             if tail:
                 written.feed(tail)
             if before_end:
                 before_end()
+            digested = read if digest == "source" else written
+            if held is not None and small is not None and len(held) + len(tail) <= hold:
+                small(bytes(held + tail))
+                finished = True
+                return PipeStats(read.size, written.size, digested.sha256, src.stderr(), "")
+            if held is not None:  # the tail took it past what is held
+                tail, held = bytes(held + tail), None
+                snk = start_sink()
+            assert snk is not None
+            assert snk.proc.stdin is not None
             if tail:
                 # A broken pipe here is reported through the sink's exit status.
                 with suppress(BrokenPipeError):
-                    _write_all(writer, tail)
+                    _write_all(snk.proc.stdin, tail)
             snk_code = snk.reap(timeout=None)
             if timed_out.is_set():
                 raise sink_error(sink.argv, None, f"timed out after {timeout} s")
             if snk_code != 0:
                 raise sink_error(sink.argv, snk_code, snk.stderr())
             finished = True
-            digested = read if digest == "source" else written
             return PipeStats(read.size, written.size, digested.sha256, src.stderr(), snk.stderr())
         finally:
             if timer:
                 timer.cancel()
             if not finished:
                 # Kill the sink first: closing its stdin would look like a clean end.
-                snk.kill()
+                if snk:
+                    snk.kill()
                 src.kill()
 
 

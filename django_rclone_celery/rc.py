@@ -145,11 +145,19 @@ class Control:
                     f"\r\n--{boundary}--\r\n".encode(),
                 ]
             )
-            done = self._call(
-                "operations/uploadfile",
-                {"fs": directory, "remote": ""},
-                body=(body, f"multipart/form-data; boundary={boundary}"),
-            )
+            try:
+                done = self._call(
+                    "operations/uploadfile",
+                    {"fs": directory, "remote": ""},
+                    body=(body, f"multipart/form-data; boundary={boundary}"),
+                )
+            except RcloneError as exc:
+                # rclone itself says what went wrong as every other call does (one
+                # line, an exit status that tells a transient error); the remote
+                # control's answer does not: an unreachable S3 reads "is a file not
+                # a directory". Writing again is harmless: the same bytes, one name.
+                logger.debug("rclone remote control could not write %s (%s)", path, exc)
+                done = None
             if done is not None:
                 return
         self._rclone.put_bytes(path, data)

@@ -271,24 +271,32 @@ def test_the_publication_calls_do_what_rclone_would(
     assert rclone.get_bytes(join(base, "a")) == b"the stream"
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize(
+    ("jobs", "hold"), [(1, None), (1, 64), (2, None)], ids=["small", "larger", "jobs2"]
+)
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 def test_a_database_backup_starts_no_rclone_after_its_streams(
-    remote_dir: Path, commands: Path, jobs: int
+    remote_dir: Path, commands: Path, jobs: int, hold: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from django.core.management import call_command
 
-    from django_rclone_celery.operations import list_backups
+    from django_rclone_celery.operations import backup, list_backups
     from tests.helpers.databases import populate
 
+    if hold is not None:  # a dump longer than what a backup holds back
+        monkeypatch.setattr(backup, "SMALL_DUMP", hold)
     populate("pg")
     call_command("dbbackup", "-d", "pg", "--jobs", str(jobs))
     started = commands.read_text().split()
-    # The listing, the manifest and every move went to the daemon: the streams'
-    # rcat are the only other rclone processes (with --jobs, one per stream too).
+    # The listing, the manifest and every move went to the daemon. A small dump
+    # went there too, in one call; a longer one streams to an rcat of its own
+    # (with --jobs, one per stream as well).
     assert started[0] == "rcd"
-    assert set(started[1:]) == {"rcat"}
-    assert (len(started[1:]) > 1) == (jobs > 1)
+    if jobs == 1 and hold is None:
+        assert started == ["rcd"]
+    else:
+        assert set(started[1:]) == {"rcat"}
+        assert (len(started[1:]) > 1) == (jobs > 1)
     [entry] = list_backups("pg")
     assert (remote_dir / "db" / f"{entry.name}.manifest.json").exists()
     assert not [p for p in (remote_dir / "db").iterdir() if ".partial-" in p.name]
@@ -359,10 +367,10 @@ def test_backups_of_several_databases_at_once_share_one_daemon(
 
     populate("pg")
     call_command("dbbackup", "-d", "default", "-d", "pg")
-    assert sorted(commands.read_text().split()) == ["rcat", "rcat", "rcd"]
+    assert commands.read_text().split() == ["rcd"]  # small dumps: written through it
     assert len(list_backups("default")) == len(list_backups("pg")) == 1
     call_command("verifybackup", "-d", "default", "-d", "pg")
     # The block over, each backup starts its own again.
     commands.write_text("")
     call_command("dbbackup", "-d", "pg")
-    assert commands.read_text().split() == ["rcd", "rcat"]
+    assert commands.read_text().split() == ["rcd"]

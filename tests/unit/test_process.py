@@ -144,6 +144,66 @@ def test_pipe_with_transform_counts_and_hashes_the_chosen_side(tmp_path: Path) -
     assert stats.sha256 == hashlib.sha256(b"abc" * 1000).hexdigest()
 
 
+def _held(
+    tmp_path: Path, size: int, *, tail: bytes = b"", hold: int = 100, check: Any = None
+) -> Any:
+    """A pipe of ``size`` bytes (and ``tail`` from the transform's finish) with ``hold``."""
+
+    class Tail:
+        def feed(self, data: memoryview) -> bytes:
+            return bytes(data)
+
+        def finish(self) -> bytes:
+            return tail
+
+    source = child(tmp_path, "src", f"sys.stdout.write('x' * {size})\n")
+    sink = child(
+        tmp_path, "snk", "open(os.path.join(d, 'out'), 'wb').write(sys.stdin.buffer.read())\n"
+    )
+    smalls: list[bytes] = []
+    stats = process.pipe(
+        source, sink, transform=Tail(), hold=hold, small=smalls.append, before_end=check
+    )
+    return stats, smalls
+
+
+def test_an_output_within_hold_goes_to_small_and_the_sink_never_starts(tmp_path: Path) -> None:
+    stats, smalls = _held(tmp_path, 60, tail=b"end")
+    assert smalls == [b"x" * 60 + b"end"]
+    assert not (tmp_path / "snk.pid").exists()
+    assert stats.bytes_out == 63
+    assert stats.sha256 == hashlib.sha256(b"x" * 60 + b"end").hexdigest()
+
+
+@pytest.mark.parametrize(("size", "tail"), [(5000, b""), (99, b"tail")], ids=["stream", "tail"])
+def test_an_output_past_hold_starts_the_sink_with_every_byte(
+    tmp_path: Path, size: int, tail: bytes
+) -> None:
+    stats, smalls = _held(tmp_path, size, tail=tail)
+    assert smalls == []
+    assert (tmp_path / "out").read_bytes() == b"x" * size + tail
+    assert stats.sha256 == hashlib.sha256(b"x" * size + tail).hexdigest()
+
+
+def test_a_refused_output_within_hold_is_written_nowhere(tmp_path: Path) -> None:
+    def refuse() -> None:
+        raise ValueError("cut short")
+
+    with pytest.raises(ValueError, match="cut short"):
+        _held(tmp_path, 60, check=refuse)
+    assert not (tmp_path / "snk.pid").exists()
+
+
+def test_a_failing_source_within_hold_writes_nothing(tmp_path: Path) -> None:
+    source = child(tmp_path, "src", "sys.stdout.write('x' * 10); sys.stdout.flush(); sys.exit(3)\n")
+    sink = child(tmp_path, "snk", READ_TO_EOF)
+    smalls: list[bytes] = []
+    with pytest.raises(ProcessError):
+        process.pipe(source, sink, hold=100, small=smalls.append)
+    assert smalls == []
+    assert not (tmp_path / "snk.pid").exists()
+
+
 # Kill and reap -------------------------------------------------------------
 def test_failing_source_kills_the_sink_before_it_sees_end_of_stream(tmp_path: Path) -> None:
     """A restore tool must never see a clean EOF of a truncated stream."""
