@@ -132,7 +132,8 @@ class Control:
         return [Entry.from_json(item) for item in listed.get("list") or []]
 
     def put_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` (small: a manifest) as the file ``path``: no local file."""
+        """Write ``data`` (small: a manifest, a dump of at most ``SMALL_DUMP``) as the
+        file ``path``: no local file."""
         directory, name = split(path)
         if self._up() and _plain(name):
             boundary = uuid.uuid4().hex

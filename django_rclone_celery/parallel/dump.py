@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from .. import naming, process, rc
 from ..compression import compressor
@@ -305,8 +305,8 @@ class StreamSet:
             def one(index: int) -> PipeStats:
                 pieces = layout[index]
                 # A tagged stream's rows are counted by the server; only its end is looked at.
-                tagged = tags_rows(pieces)
-                check = StreamEnd(index, total) if tagged else CopyScript(index, total, len(pieces))
+                script = None if tags_rows(pieces) else CopyScript(index, total, len(pieces))
+                check = script or StreamEnd(index, total)
                 command = stream_command(
                     connector, coordinator.snapshot, coordinator.encoding, pieces, index, total
                 )
@@ -320,11 +320,7 @@ class StreamSet:
                     tap=check.feed,
                     before_end=partial(check.check, f"stream {index} of the dump"),
                 )
-                rows = (
-                    copy_tags(stats.source_stderr, len(pieces))
-                    if tagged
-                    else cast(CopyScript, check).rows
-                )
+                rows = script.rows if script else copy_tags(stats.source_stderr, len(pieces))
                 self.streams[index].update(size=stats.bytes_out, sha256=stats.sha256, rows=rows)
                 return stats
 
