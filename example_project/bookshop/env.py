@@ -90,6 +90,8 @@ def celery() -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
+        # kombu's own filesystem transport can lose a message: see broker.py.
+        "broker_transport": "bookshop.broker:Transport",
         "broker_transport_options": {
             # One folder for in and out: producer and worker share the queue.
             "data_folder_in": str(queue),

@@ -66,6 +66,7 @@ MEDIA_URL = "media/"
 # --8<-- [start:celery]
 _celery = env.celery()
 CELERY_BROKER_URL = _celery["broker_url"]
+CELERY_BROKER_TRANSPORT = _celery.get("broker_transport")
 CELERY_BROKER_TRANSPORT_OPTIONS = _celery["broker_transport_options"]
 CELERY_RESULT_BACKEND = _celery["result_backend"]
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _celery.get("result_backend_transport_options", {})

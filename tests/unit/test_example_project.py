@@ -89,6 +89,7 @@ def test_embedded_defaults_need_no_server(tmp_path: Path, monkeypatch: pytest.Mo
     assert env.database()["NAME"] == str(tmp_path / "bookshop.sqlite3")
     celery = env.celery()
     assert celery["broker_url"] == "filesystem://"
+    assert celery["broker_transport"] == "bookshop.broker:Transport"  # whole messages only
     assert celery["result_backend"] == (tmp_path / "broker" / "results").as_uri()
     assert env.remote() == str(tmp_path / "remote")
     assert env.lock_url() == (tmp_path / "locks").as_uri()
