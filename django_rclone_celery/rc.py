@@ -55,6 +55,10 @@ READY_TIMEOUT = 10.0  # seconds for a server to listen; then the calls run rclon
 # Above this many files, one ``rclone move --files-from-raw`` moves them with
 # rclone's own concurrency instead of one call per file.
 MOVE_CALLS_MAX = 64
+# A dump (or a --jobs stream) that compresses to no more than this is held in
+# memory and written by the run's daemon in one call, as the manifest is: no
+# ``rclone rcat`` starts for it. With many small databases each saves a start.
+SMALL_UPLOAD = 1 << 20
 USER = "drc"  # the login of a private daemon; its password is new each time
 ABSTRACT = "\0"  # a socket path starting so is in Linux's abstract namespace
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
@@ -132,7 +136,7 @@ class Control:
         return [Entry.from_json(item) for item in listed.get("list") or []]
 
     def put_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` (small: a manifest, a dump of at most ``SMALL_DUMP``) as the
+        """Write ``data`` (small: a manifest, a dump of at most ``SMALL_UPLOAD``) as the
         file ``path``: no local file."""
         directory, name = split(path)
         if self._up() and _plain(name):

@@ -31,12 +31,6 @@ from .catalog import backup_dir, cleanup_backups
 logger = logging.getLogger("django_rclone_celery")
 
 
-# A dump that compresses to no more than this is held in memory and written by
-# the backup's rclone rcd in one call, as the manifest is, so no ``rclone rcat``
-# starts for it: with many small databases (``--all``) each saves a program start.
-SMALL_DUMP = 1 << 20
-
-
 def _unique_name(
     settings: Settings, database: str, ext: str, taken: set[str], when: datetime
 ) -> str:
@@ -211,7 +205,7 @@ def backup_database(
                                 if check
                                 else None
                             ),
-                            hold=SMALL_DUMP,
+                            hold=rc.SMALL_UPLOAD,
                             small=partial(calls.put_bytes, publication.partial),
                         )
                         exact_counts = _counts(check, snapshot_counts)

@@ -247,6 +247,12 @@ class StreamSet:
             calls.move_file(partial_path, target)
             self.streams[index]["name"] = name
 
+    def _small(self, path: str) -> dict[str, Any]:
+        """``process.pipe`` arguments that write a small output through the daemon."""
+        if self.calls is None:
+            return {}
+        return {"hold": rc.SMALL_UPLOAD, "small": partial(self.calls.put_bytes, path)}
+
     def dump(
         self,
         connector: PostgresConnector,
@@ -319,6 +325,7 @@ class StreamSet:
                     sink_error=RcloneError,
                     tap=check.feed,
                     before_end=partial(check.check, f"stream {index} of the dump"),
+                    **self._small(self.partials[index]),
                 )
                 rows = script.rows if script else copy_tags(stats.source_stderr, len(pieces))
                 self.streams[index].update(size=stats.bytes_out, sha256=stats.sha256, rows=rows)
@@ -342,6 +349,7 @@ class StreamSet:
                     sink_error=RcloneError,
                     tap=check.feed if check else None,
                     before_end=partial(check.check, "the schema archive") if check else None,
+                    **self._small(main_partial),
                 )
                 for future in futures:
                     future.result()

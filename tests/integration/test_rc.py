@@ -272,7 +272,9 @@ def test_the_publication_calls_do_what_rclone_would(
 
 
 @pytest.mark.parametrize(
-    ("jobs", "hold"), [(1, None), (1, 64), (2, None)], ids=["small", "larger", "jobs2"]
+    ("jobs", "hold"),
+    [(1, None), (1, 64), (2, None), (2, 64)],
+    ids=["small", "larger", "jobs2-small", "jobs2-larger"],
 )
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 def test_a_database_backup_starts_no_rclone_after_its_streams(
@@ -280,23 +282,24 @@ def test_a_database_backup_starts_no_rclone_after_its_streams(
 ) -> None:
     from django.core.management import call_command
 
-    from django_rclone_celery.operations import backup, list_backups
+    from django_rclone_celery import rc
+    from django_rclone_celery.operations import list_backups
     from tests.helpers.databases import populate
 
     if hold is not None:  # a dump longer than what a backup holds back
-        monkeypatch.setattr(backup, "SMALL_DUMP", hold)
+        monkeypatch.setattr(rc, "SMALL_UPLOAD", hold)
     populate("pg")
     call_command("dbbackup", "-d", "pg", "--jobs", str(jobs))
     started = commands.read_text().split()
     # The listing, the manifest and every move went to the daemon. A small dump
-    # went there too, in one call; a longer one streams to an rcat of its own
-    # (with --jobs, one per stream as well).
-    assert started[0] == "rcd"
-    if jobs == 1 and hold is None:
+    # went there too, in one call (with --jobs, its schema archive and every
+    # stream); a longer one streams to an rcat of its own (with --jobs, the
+    # archive and each stream).
+    if hold is None:
         assert started == ["rcd"]
     else:
-        assert set(started[1:]) == {"rcat"}
-        assert (len(started[1:]) > 1) == (jobs > 1)
+        assert started[0] == "rcd"
+        assert started[1:] == ["rcat"] * (1 if jobs == 1 else jobs + 1)
     [entry] = list_backups("pg")
     assert (remote_dir / "db" / f"{entry.name}.manifest.json").exists()
     assert not [p for p in (remote_dir / "db").iterdir() if ".partial-" in p.name]
