@@ -12,6 +12,9 @@ in ``run.py``, whose harness this reuses):
 - ``ours_zstd_l1``: the same at ``COMPRESSION_LEVEL`` 1, the bare pipeline's
   level (no target: the product's default, 2, writes a tenth less);
 - ``ours_jobs2``: ``manage.py dbbackup --jobs 2``;
+- ``worker_zstd`` and ``worker_jobs2``: the same backups as ``db_backup`` tasks
+  run by a warm Celery worker (``worker.py``), from sending to result: the
+  scheduled path, which pays no start-up (skipped without ``redis-server``);
 - ``bare_two_dump``: the largest table's two key-range halves as two
   ``\\copy`` streams beside ``pg_dump -T`` of the rest, each ``| zstd -1 | rclone rcat``;
 - ``bare_restore``: create a database, ``zstd -dc | pg_restore``, drop the previous copy;
@@ -52,6 +55,7 @@ from run import (  # noqa: E402
     steal_seconds,
     tool_version,
 )
+from worker import WarmWorker  # noqa: E402
 
 STREAM_MARKER = ".stream-"
 LABELS = {
@@ -60,13 +64,24 @@ LABELS = {
     "ours_zstd": "`dbbackup` (one stream)",
     "ours_zstd_l1": "`dbbackup` at COMPRESSION_LEVEL 1 (the bare pipeline's level)",
     "ours_jobs2": "`dbbackup --jobs 2`",
+    "worker_zstd": "`db_backup` task in a warm worker (one stream)",
+    "worker_jobs2": "`db_backup` task in a warm worker, `jobs=2`",
     "bare_two_dump": "bare two-stream dump (2 key-range `\\copy` + `pg_dump -T` rest)",
     "bare_restore": "bare `zstd -dc | pg_restore` (create db, drop old copy)",
     "ours_restore_jobs2": "`dbrestore --jobs 2` (of the `--jobs 2` backup)",
     "bare_par_restore": "bare parallel restore (schema, 2 COPY halves + data, post-data -j 2)",
 }
 GROUPS = [
-    ("bare_zstd", "bare_zstd_t1", "ours_zstd", "ours_zstd_l1", "ours_jobs2", "bare_two_dump"),
+    (
+        "bare_zstd",
+        "bare_zstd_t1",
+        "ours_zstd",
+        "ours_zstd_l1",
+        "ours_jobs2",
+        "worker_zstd",
+        "worker_jobs2",
+        "bare_two_dump",
+    ),
     ("bare_restore", "ours_restore_jobs2", "bare_par_restore"),
 ]
 # (ours, baseline, max ratio at ~1 GB, at 5 GB and more, what the issue says)
@@ -74,6 +89,21 @@ TARGETS = [
     ("ours_zstd", "bare_zstd", 1.10, 1.03, "single-stream dbbackup <= {}x bare pipeline"),
     ("ours_zstd", "bare_zstd_t1", 1.10, 1.03, "single-stream dbbackup <= {}x the issue's pipeline"),
     ("ours_jobs2", "bare_zstd", 1.10, 1.10, "dbbackup --jobs 2 <= {}x bare single stream"),
+    ("ours_jobs2", "bare_zstd_t1", 1.10, 1.10, "dbbackup --jobs 2 <= {}x the issue's pipeline"),
+    (
+        "worker_zstd",
+        "bare_zstd_t1",
+        1.10,
+        1.03,
+        "(scheduled path) db_backup task <= {}x the issue's pipeline",
+    ),
+    (
+        "worker_jobs2",
+        "bare_zstd_t1",
+        1.10,
+        1.10,
+        "(scheduled path) db_backup task, jobs=2 <= {}x the issue's pipeline",
+    ),
     ("ours_restore_jobs2", "bare_restore", 0.85, 0.92, "dbrestore --jobs 2 <= {}x bare single"),
     (
         "ours_restore_jobs2",
@@ -110,6 +140,31 @@ class ParallelBench(Bench):
             self.mid = (int(low) + int(high)) // 2
         self.par_generation = 0
         self.prepared = False
+        self.remote_warm = work / "remote-warm"
+        self.remote_warm.mkdir()
+        self.warm: WarmWorker | None = None
+
+    def warm_env(self) -> dict[str, str]:
+        """The worker's settings: fixed when it starts, as in production."""
+        return {
+            **self.env,
+            "DRC_BENCH_DB": self.db,
+            "DRC_BENCH_DIR": str(self.work),
+            "DRC_BENCH_REMOTE": str(self.remote_warm),
+            "DRC_BENCH_COMPRESSION": "zstd",
+        }
+
+    def _worker(self, **kwargs: object) -> Sample:
+        assert self.warm is not None
+        seconds = self.warm.run(database="bench", **kwargs)
+        self.keep_newest(self.remote_warm)
+        return Sample(seconds, sum(p.stat().st_size for p in (self.remote_warm / "db").iterdir()))
+
+    def worker_zstd(self) -> Sample:
+        return self._worker()
+
+    def worker_jobs2(self) -> Sample:
+        return self._worker(jobs=2)
 
     @staticmethod
     def newest_backup(remote: Path) -> Path:
@@ -244,13 +299,22 @@ def main(argv: list[str] | None = None) -> int:
     measures = {key: Measure(key, label) for key, label in LABELS.items()}
     load_before = os.getloadavg()[0]
     started, steal_before = time.monotonic(), steal_seconds()
+    warm = WarmWorker(bench.warm_env(), work) if WarmWorker.available() else None
+    if warm is None:
+        print("no redis-server: the warm worker's rows are left out", flush=True)
+        for key in ("worker_zstd", "worker_jobs2"):
+            del measures[key]
     try:
         bench.drop_copies()
         bench.shell(f"pg_dump -Fc -Z0 {bench.libpq} {dbname} > /dev/null")  # warm the cache
         bench.prepare_bare_parallel()
         bench.ours_jobs2()  # the restores' input, untimed
+        if warm is not None:
+            bench.warm = warm.__enter__()
+            bench.worker_jobs2()  # the worker's first task: it has started; untimed
         for round_no in range(args.repeat):
             for group in GROUPS:
+                group = tuple(key for key in group if key in measures)
                 order = list(group) if round_no % 2 == 0 else list(reversed(group))
                 for key in order:
                     bench.settle()
@@ -267,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
         verified = bench.verify_parallel()
     finally:
+        if warm is not None:
+            warm.__exit__(None, None, None)
         bench.drop_copies()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -289,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {cell(m.label)} | {m.median:.2f} s | {mb(m.size)} | {rss} | {runs} |")
     lines += ["", "| comparison | ratio (medians; paired) | target |", "|---|---|---|"]
     for ours, base, at_1gb, at_5gb, text in TARGETS:
+        if ours not in measures:
+            continue
         limit = at_5gb if args.size_mb >= 5000 else at_1gb
         pair = ratios(measures, ours, base)
         verdict = "" if limit > 5 else ("PASS" if max(pair) <= limit else "FAIL")

@@ -13,6 +13,8 @@ command; nothing here is used by the test suite.
 * ``DRC_BENCH_MEDIA``: ``MEDIA_ROOT`` (``bench/media.py``).
 * ``DRC_BENCH_MULTI``: comma-separated PostgreSQL databases, each an alias
   ``m1``, ``m2``... and together ``BACKUP_DATABASES`` (``bench/multidb.py``).
+* ``DRC_BENCH_BROKER``: a Redis URL, the broker and result backend of the
+  warm worker (``bench/worker.py``); unset, no broker is configured.
 """
 
 from __future__ import annotations
@@ -67,3 +69,10 @@ for _i, _name in enumerate(_multi, 1):
     DATABASES[f"m{_i}"] = {**DATABASES["bench"], "NAME": _name}
 if _multi:
     DJANGO_RCLONE["BACKUP_DATABASES"] = [f"m{i}" for i in range(1, len(_multi) + 1)]
+
+if os.environ.get("DRC_BENCH_BROKER"):
+    CELERY_BROKER_URL = CELERY_RESULT_BACKEND = os.environ["DRC_BENCH_BROKER"]
+    # As docs/deployment.md asks: longer than the longest task.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600 + 600}
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600 + 600}
+    CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -498,7 +498,9 @@ def run_task(task: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
     def report(meta: dict[str, Any]) -> None:
         if not request.called_directly:
-            task.update_state(state="PROGRESS", meta=meta)
+            # By id: a --jobs stream reports from a thread of its own, where
+            # Celery's current request (a thread-local) is not this task's.
+            task.update_state(task_id=task_id, state="PROGRESS", meta=meta)
 
     try:
         outcome = _guarded(

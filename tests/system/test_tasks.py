@@ -7,16 +7,25 @@ that shares the test databases (see ``tests/worker_settings.py``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from django_rclone_celery.models import BackupRun
 from django_rclone_celery.operations import list_backups
-from tests.helpers.databases import make_big_table, populate
+from tests.helpers.databases import (
+    APP_TABLES,
+    damage,
+    drop_table,
+    make_big_table,
+    populate,
+    snapshot,
+)
 from tests.helpers.remotes import remote_files
-from tests.helpers.tasks import BACKUP, SLOW_STREAM
+from tests.helpers.tasks import BACKUP, RESTORE, SLOW_STREAM
 from tests.helpers.workers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
@@ -103,6 +112,38 @@ def test_progress_is_visible_as_task_state_and_in_the_ledger(
     assert result.get(timeout=120)["status"] == "succeeded"
     run.refresh_from_db()
     assert (run.status, run.stage) == ("succeeded", "publish")
+
+
+def test_a_parallel_backup_and_restore_report_progress_from_their_streams_on_a_worker(
+    task_app: Any, workers: Any, remote_dir: Path, drc_config: Any
+) -> None:
+    # Each stream reports its bytes from a thread of its own, where Celery's
+    # current request is not the task's: the task's state must still be set.
+    populate("pg")
+    make_big_table("pg", "drc_big", 50_000)
+    drc_config(**SLOW_STREAM)
+    before = snapshot("pg", (*APP_TABLES, "drc_big"))
+    workers.start()
+    result = task_app.send_task(BACKUP, kwargs={"database": "pg", "jobs": 2})
+
+    def streaming() -> Any:
+        return result.state == "PROGRESS" and result.info["bytes_done"] > 0 and result.info
+
+    info = wait_for(streaming, what="PROGRESS with bytes", pool=workers)
+    assert (info["stage"], info["database"]) == ("dump", "pg")
+    outcome = result.get(timeout=120)
+    assert outcome["status"] == "succeeded", outcome
+    [backup] = list_backups("pg")
+    manifest = json.loads((remote_dir / "db" / f"{backup.name}.manifest.json").read_text())
+    assert len(manifest["streams"]) == 2
+
+    damage("pg")
+    drop_table("pg", "drc_big")
+    restored = task_app.send_task(RESTORE, kwargs={"database": "pg", "jobs": 2})
+    assert restored.get(timeout=180)["status"] == "succeeded"
+    connections["pg"].close()  # it was to the copy the swap replaced
+    assert snapshot("pg", (*APP_TABLES, "drc_big")) == before
+    assert [r.status for r in BackupRun.objects.order_by("pk")] == ["succeeded", "succeeded"]
 
 
 def test_a_failure_outside_any_stage_fails_the_task_and_sends_stage_failed(
