@@ -139,11 +139,40 @@ def postgres_versions(connector: Connector) -> list[checks.CheckMessage]:
     return messages
 
 
+# Scratch databases of a PostgreSQL restore; never a restore point (__pre, __post).
+SCRATCH_SUFFIXES = ("__temp", "__old", "__temp_post", "__old_post")
+
+
 def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
     messages = postgres_versions(connector)
     with connector.cursor() as cursor:
         cursor.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
         row = cursor.fetchone()
+        # Not one the server is dropping now: a swap drops the copy it replaced
+        # without waiting (connectors/postgresql.py).
+        cursor.execute(
+            "SELECT datname FROM pg_database d WHERE datname = ANY(%s) AND NOT EXISTS ("
+            "SELECT 1 FROM pg_stat_activity a WHERE a.state = 'active' "
+            "AND a.query ILIKE 'DROP DATABASE%%' AND strpos(a.query, '"
+            " || d.datname || "
+            "') > 0) "
+            "ORDER BY 1",
+            [[connector.name + suffix for suffix in SCRATCH_SUFFIXES]],
+        )
+        leftovers = [str(r[0]) for r in cursor.fetchall()]
+    for name in leftovers:
+        messages.append(
+            problem(
+                "W074",
+                f"database {name!r} is a scratch copy that a restore of database "
+                f"{connector.alias!r} left behind (a run that was killed, or a drop the "
+                "server could not finish after the swap); it takes disk space until the "
+                f"next restore of {connector.alias!r} drops it.",
+                f"Unless a restore of {connector.alias!r} is running: "
+                f"DROP DATABASE {connector.quote(name)};",
+                warning=True,
+            ).message()
+        )
     if not (row and row[0]):
         messages.append(
             problem(

@@ -113,6 +113,27 @@ def test_a_postgres_user_without_createdb_is_found(pg_without_createdb: str) -> 
     assert problem.hint == f"ALTER ROLE {pg_without_createdb} CREATEDB;"
 
 
+@pytest.mark.django_db(transaction=True, databases=["pg"])
+def test_a_scratch_copy_left_beside_a_postgres_database_is_reported() -> None:
+    import psycopg
+
+    connector = get_connector("pg")
+    leftover = f"{connector.name}__old"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{leftover}"')
+    try:
+        [problem] = preflight.postgres_problems(connector)
+        assert problem.id == "django_rclone_celery.W074"
+        assert f"database {leftover!r} is a scratch copy" in problem.msg
+        assert problem.hint == f"Unless a restore of 'pg' is running: DROP DATABASE \"{leftover}\";"
+        assert "django_rclone_celery.W074" in deploy_ids()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{leftover}"')
+    assert preflight.postgres_problems(connector) == []
+
+
 @pytest.fixture
 def maria_without_temp_rights(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     user = f"drc_notemp{SUFFIX}"
