@@ -594,7 +594,7 @@ def pipe(
                         if len(held) <= hold:
                             out = b""
                         else:  # too long to hold: the sink takes it from here
-                            out, held = bytes(held), None
+                            out, held = memoryview(held), None  # no copy
                             snk = start_sink()
                     if out:
                         assert snk is not None
@@ -619,7 +619,7 @@ def pipe(
                 if snk:
                     snk.kill()
                 raise source_error(source.argv, src_code, src.stderr())
-            tail = transform.finish() if transform else b""
+            tail: bytes | memoryview = transform.finish() if transform else b""
             if tail:
                 written.feed(tail)
             if before_end:
@@ -630,7 +630,8 @@ def pipe(
                 finished = True
                 return PipeStats(read.size, written.size, digested.sha256, src.stderr(), "")
             if held is not None:  # the tail took it past what is held
-                tail, held = bytes(held + tail), None
+                held += tail
+                tail, held = memoryview(held), None
                 snk = start_sink()
             assert snk is not None
             assert snk.proc.stdin is not None
