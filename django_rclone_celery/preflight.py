@@ -153,9 +153,8 @@ def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
         cursor.execute(
             "SELECT datname FROM pg_database d WHERE datname = ANY(%s) AND NOT EXISTS ("
             "SELECT 1 FROM pg_stat_activity a WHERE a.state = 'active' "
-            "AND a.query ILIKE 'DROP DATABASE%%' AND strpos(a.query, '"
-            " || d.datname || "
-            "') > 0) "
+            "AND a.query ILIKE 'DROP DATABASE%%' "
+            "AND strpos(a.query, chr(34) || d.datname || chr(34)) > 0) "  # the quoted name
             "ORDER BY 1",
             [[connector.name + suffix for suffix in SCRATCH_SUFFIXES]],
         )

@@ -9,6 +9,8 @@ created on the real servers with this run's suffix.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,10 +130,45 @@ def test_a_scratch_copy_left_beside_a_postgres_database_is_reported() -> None:
         assert f"database {leftover!r} is a scratch copy" in problem.msg
         assert problem.hint == f"Unless a restore of 'pg' is running: DROP DATABASE \"{leftover}\";"
         assert "django_rclone_celery.W074" in deploy_ids()
+        # While a drop of it runs (as after a swap) it is not reported. A
+        # session on the copy makes the drop wait for it, up to 5 s, then fail.
+        holder = psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={leftover}")
+        failed: list[Exception] = []
+
+        def drop() -> None:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                try:
+                    conn.execute(f'DROP DATABASE "{leftover}"')
+                except psycopg.Error as exc:
+                    failed.append(exc)
+
+        dropping = threading.Thread(target=drop)
+        dropping.start()
+        try:
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline and not _drop_running(leftover):
+                time.sleep(0.02)
+            assert _drop_running(leftover)
+            assert preflight.postgres_problems(connector) == []
+        finally:
+            dropping.join()
+            holder.close()
+        assert failed  # the drop gave up: the copy is still there, and reported again
+        assert [p.id for p in preflight.postgres_problems(connector)] == [problem.id]
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{leftover}"')
     assert preflight.postgres_problems(connector) == []
+
+
+def _drop_running(name: str) -> bool:
+    with connections["pg"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+            "AND query ILIKE 'DROP DATABASE%%' AND strpos(query, %s) > 0",
+            [f'"{name}"'],
+        )
+        return bool(cursor.fetchone()[0])
 
 
 @pytest.fixture
