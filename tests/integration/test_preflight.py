@@ -121,9 +121,11 @@ def test_a_scratch_copy_left_beside_a_postgres_database_is_reported() -> None:
 
     connector = get_connector("pg")
     leftover = f"{connector.name}__old"
+    restore_point = f"{connector.name}__pre"  # kept on purpose (pgclone --reversible)
     admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{leftover}"')
+        conn.execute(f'CREATE DATABASE "{restore_point}"')
     try:
         [problem] = preflight.postgres_problems(connector)
         assert problem.id == "django_rclone_celery.W074"
@@ -158,6 +160,7 @@ def test_a_scratch_copy_left_beside_a_postgres_database_is_reported() -> None:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{leftover}"')
+            conn.execute(f'DROP DATABASE IF EXISTS "{restore_point}"')
     assert preflight.postgres_problems(connector) == []
 
 
