@@ -12,7 +12,6 @@ child), and :meth:`WarmWorker.run` sends a task and waits for its result.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,22 +20,10 @@ from types import TracebackType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+# The test suite's own throwaway Redis, and how it stops a process it started.
+from tests.helpers.workers import _start_redis, _stop  # noqa: E402
 
 
 class WarmWorker:
@@ -54,14 +41,12 @@ class WarmWorker:
     def __enter__(self) -> WarmWorker:
         from celery import Celery
 
-        port = free_port()
-        url = f"redis://127.0.0.1:{port}/0"
-        redis_argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port)]
-        redis_argv += ["--save", "", "--appendonly", "no", "--dir", str(self.work)]
-        redis = subprocess.Popen(redis_argv, stdout=subprocess.DEVNULL)
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        redis, port = _start_redis(binary, self.work)
         self.processes.append(redis)
-        wait_for_port(port)
-        worker_log = (self.work / "worker.log").open("wb")
+        url = f"redis://127.0.0.1:{port}/0"
+        self.log = (self.work / "worker.log").open("wb")
         worker_argv = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker"]
         worker_argv += ["--concurrency", "1", "--without-mingle", "--without-gossip"]
         worker_argv += ["-l", "warning"]
@@ -69,7 +54,7 @@ class WarmWorker:
             worker_argv,
             cwd=ROOT,
             env={**self.env, "DRC_BENCH_BROKER": url},
-            stdout=worker_log,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         self.processes.append(worker)
@@ -93,11 +78,8 @@ class WarmWorker:
         tb: TracebackType | None,
     ) -> None:
         for proc in reversed(self.processes):  # the worker first, then its broker
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
+        if hasattr(self, "log"):
+            self.log.close()
         if hasattr(self, "client"):
             self.client.close()

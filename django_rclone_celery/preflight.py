@@ -139,12 +139,13 @@ def postgres_versions(connector: Connector) -> list[checks.CheckMessage]:
     return messages
 
 
-# Scratch databases of a PostgreSQL restore; never a restore point (__pre, __post).
-SCRATCH_SUFFIXES = ("__temp", "__old", "__temp_post", "__old_post")
-
-
 def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
     messages = postgres_versions(connector)
+    assert isinstance(connector, PostgresConnector)
+    try:
+        scratch = connector.staging().scratch()
+    except ConfigurationError:  # a name too long to stage a restore beside: none left
+        scratch = []
     with connector.cursor() as cursor:
         cursor.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
         row = cursor.fetchone()
@@ -156,7 +157,7 @@ def postgres_problems(connector: Connector) -> list[checks.CheckMessage]:
             "AND a.query ILIKE 'DROP DATABASE%%' "
             "AND strpos(a.query, chr(34) || d.datname || chr(34)) > 0) "  # the quoted name
             "ORDER BY 1",
-            [[connector.name + suffix for suffix in SCRATCH_SUFFIXES]],
+            [scratch],
         )
         leftovers = [str(r[0]) for r in cursor.fetchall()]
     for name in leftovers:

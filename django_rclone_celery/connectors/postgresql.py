@@ -502,9 +502,12 @@ class PostgresStaging(Staging):
                     f"database name {self.live!r} is too long to stage a restore beside it"
                 )
 
-    def _scratch(self) -> list[str]:
-        # Never the live database or a restore point. Names PostgreSQL would
-        # truncate are skipped: truncated, they could name another database.
+    def scratch(self) -> list[str]:
+        """The scratch databases a restore may leave behind (``check --deploy`` reports them).
+
+        Never the live database or a restore point. Names PostgreSQL would
+        truncate are skipped: truncated, they could name another database.
+        """
         names = [self.target, self.old, self.next_post, self.old_post]
         return [n for n in names if len(n.encode()) <= _IDENTIFIER_MAX]
 
@@ -512,7 +515,7 @@ class PostgresStaging(Staging):
         c = self.connector
         with c.cursor(c.maintenance_db()) as cursor:
             # Leftovers of a crashed run: none of them is ever the live database.
-            for name in self._scratch():
+            for name in self.scratch():
                 c.drop(cursor, name)
             cursor.execute(
                 "SELECT pg_encoding_to_char(encoding), datcollate, datctype "

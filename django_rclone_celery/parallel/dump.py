@@ -155,6 +155,9 @@ def _echo(line: str) -> str:
     return "\\echo '" + line.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+_COPY_TAG = re.compile(r"^COPY (\d+)$", re.MULTILINE)
+
+
 def copy_tags(stderr: str, pieces: int) -> list[int] | None:
     """The rows of each block, from the ``COPY n`` tags a tagged stream's psql wrote.
 
@@ -162,9 +165,6 @@ def copy_tags(stderr: str, pieces: int) -> list[int] | None:
     """
     found = [int(m.group(1)) for m in _COPY_TAG.finditer(stderr)]
     return found if len(found) == pieces else None
-
-
-_COPY_TAG = re.compile(r"^COPY (\d+)$", re.MULTILINE)
 
 
 @dataclass
